@@ -1,0 +1,57 @@
+"""Errors a user can cause, and the exit codes offgrid returns."""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Process exit status, one name per meaning."""
+
+    OK = 0
+    ERROR = 1
+    USAGE = 2
+    INTERRUPTED = 130
+
+
+class OffgridError(Exception):
+    """A failure to report as one line (`offgrid: error: …`) plus an optional hint."""
+
+    exit_code: ExitCode = ExitCode.ERROR
+
+    def __init__(self, message: str, hint: str | None = None, exit_code: ExitCode | None = None):
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        if exit_code is not None:
+            self.exit_code = exit_code
+
+
+class UsageError(OffgridError):
+    """Bad arguments or option values (exit 2)."""
+
+    exit_code = ExitCode.USAGE
+
+
+class ModelFileError(OffgridError):
+    """A model file that is missing, truncated, corrupt or of the wrong kind."""
+
+
+class ModelNotCachedError(OffgridError):
+    """The model is not on disk and may not be downloaded now."""
+
+
+class EngineMissingError(OffgridError):
+    """The Python binding for an engine is not installed."""
+
+
+class EngineError(OffgridError):
+    """The native engine failed while loading or running."""
+
+
+class InputError(OffgridError):
+    """A document, image or audio input that cannot be used."""
+
+
+class NetworkError(OffgridError):
+    """A download or Hub request failed."""
