@@ -8,7 +8,7 @@ import socket
 from pathlib import Path
 
 import pytest
-from hubmirror import HubMirror
+from tests.hubmirror import HubMirror
 
 from offgrid.errors import ModelFileError, ModelNotCachedError, NetworkError, UsageError
 from offgrid.models import hub

@@ -1,0 +1,110 @@
+"""The `offgrid` program: assembles the Typer app from commands/ and turns every failure a
+user can cause into `offgrid: error: …` (+ one `hint:` line) and an exit code."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import sys
+import traceback
+from typing import Annotated, Optional
+
+import typer
+
+from offgrid import __version__
+from offgrid.engines import native
+from offgrid.errors import ExitCode, OffgridError
+
+# Command modules, in --help order. Each exposes `register(app)`; none imports an engine.
+COMMANDS = ["chat", "models", "config", "history"]
+
+app = typer.Typer(
+    name="offgrid",
+    help="Local AI on the device in your hand: chat, summarize, see, imagine, transcribe. "
+         "No cloud, no account, nothing leaves the device.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+def _version(value: bool) -> None:
+    if value:
+        typer.echo(f"offgrid {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    debug: Annotated[bool, typer.Option("--debug", help="Show native engine logs and "
+                                        "tracebacks.")] = False,
+    version: Annotated[Optional[bool], typer.Option(  # noqa: UP007 (typer needs Optional)
+        "--version", callback=_version, is_eager=True, help="Print the version and exit.")] = None,
+) -> None:
+    """Global options."""
+    if debug:
+        native.set_debug(True)
+
+
+for _name in COMMANDS:
+    importlib.import_module(f"offgrid.commands.{_name}").register(app)
+
+
+def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
+    """Click's exception classes: Typer >= 0.2x vendors its own click, older ones use click."""
+    clicks: list[type] = []
+    usages: list[type] = []
+    aborts: list[type] = [KeyboardInterrupt]
+    for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        try:
+            module = importlib.import_module(name)
+        except ImportError:
+            continue
+        for attr, bucket in (("ClickException", clicks), ("UsageError", usages),
+                             ("Abort", aborts)):
+            if hasattr(module, attr):
+                bucket.append(getattr(module, attr))
+    return tuple(clicks), tuple(usages), tuple(aborts)
+
+
+CLICK_ERRORS, USAGE_ERRORS, ABORTS = _exception_classes()
+
+
+def _report(message: str, hint: str | None = None) -> None:
+    sys.stderr.write(f"offgrid: error: {message}\n")
+    if hint:
+        sys.stderr.write(f"hint: {hint}\n")
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: run the app, map errors to one line and an exit code."""
+    os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    code: int = ExitCode.OK
+    try:
+        result = app(args=argv, standalone_mode=False, prog_name="offgrid")
+        code = result if isinstance(result, int) else ExitCode.OK
+    except OffgridError as exc:
+        if native.debug_enabled():
+            traceback.print_exc()
+        _report(exc.message, exc.hint)
+        code = exc.exit_code
+    except CLICK_ERRORS as exc:
+        ctx = getattr(exc, "ctx", None)
+        command = ctx.command_path if ctx is not None else "offgrid"
+        if exc.format_message():  # empty when no arguments were given and help was shown
+            _report(exc.format_message(), f"see `{command} --help`")
+        code = ExitCode.USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
+    except ABORTS:
+        sys.stderr.write("\n")
+        code = ExitCode.INTERRUPTED
+    except BrokenPipeError:  # `offgrid … | head`: the reader left; stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        code = ExitCode.ERROR
+    except Exception as exc:  # a bug: one line, the traceback only with --debug
+        if native.debug_enabled():
+            traceback.print_exc()
+        _report(f"unexpected {type(exc).__name__}: {exc}", "run again with --debug and report it")
+        code = ExitCode.ERROR
+    sys.stdout.flush()
+    raise SystemExit(code)

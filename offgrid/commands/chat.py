@@ -1,0 +1,156 @@
+"""`offgrid chat`: one-shot answers, piped context, or an interactive REPL."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from offgrid import config
+from offgrid.commands import common
+from offgrid.conversation import Conversation, with_context
+from offgrid.engines.base import GenerationSettings
+from offgrid.errors import InputError, UsageError
+from offgrid.history import History
+from offgrid.output import Output, stdin_is_tty
+from offgrid.repl import ChatSession, format_stats, prompt_toolkit_reader
+
+
+def chat(
+    prompt: Annotated[Optional[list[str]], typer.Argument(
+        help="The question. Omit it on a terminal for an interactive chat; `-` reads it "
+             "from stdin. Piped stdin is context for the question.", show_default=False)] = None,
+    model: common.ModelOpt = None,
+    system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
+    system_file: Annotated[Optional[Path], typer.Option(
+        "--system-file", help="Read the system prompt from a file.")] = None,
+    temperature: common.TemperatureOpt = None,
+    top_p: Annotated[Optional[float], typer.Option("--top-p", min=0.0, max=1.0,
+                                                   help="Nucleus sampling.")] = None,
+    top_k: Annotated[Optional[int], typer.Option("--top-k", min=0, help="Top-k sampling.")] = None,
+    min_p: Annotated[Optional[float], typer.Option("--min-p", min=0.0, max=1.0,
+                                                   help="Min-p sampling.")] = None,
+    repeat_penalty: Annotated[Optional[float], typer.Option(
+        "--repeat-penalty", min=0.0, help="Penalty for repeated tokens (1 = none).")] = None,
+    max_tokens: common.MaxTokensOpt = None,
+    ctx: common.CtxOpt = None,
+    threads: common.ThreadsOpt = None,
+    seed: common.SeedOpt = None,
+    stop: Annotated[Optional[list[str]], typer.Option(
+        "--stop", help="Stop when this text appears (repeatable).")] = None,
+    continue_: Annotated[bool, typer.Option("--continue", "-c",
+                                            help="Continue the last conversation.")] = False,
+    session: Annotated[Optional[str], typer.Option(
+        "--session", help="Continue (or start) the conversation with this name.")] = None,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")] = False,
+    think: Annotated[Optional[bool], typer.Option(
+        "--think/--no-think", help="Let a thinking model (Qwen3) think first, or not.",
+        show_default=False)] = None,
+    json_: common.JsonOpt = False,
+    stats: common.StatsOpt = False,
+    plain: common.PlainOpt = False,
+    yes: common.YesOpt = False,
+    force: common.ForceOpt = False,
+) -> None:
+    """Ask a local language model: one question, piped text, or an interactive chat."""
+    out = Output(plain=plain or json_)
+    question = _question(prompt)
+    if continue_ and session:
+        raise UsageError("--continue and --session cannot be combined")
+    conf = config.load()
+    history = None if no_save or conf.get("history.enabled") is False else History()
+    record = _previous(history, continue_, session)
+    spec = model or conf.get("chat.model") or (record.model if record else None)
+    resolved = common.resolve_model(out, spec, "text", yes=yes)
+    flags = dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
+                 repeat_penalty=repeat_penalty, max_tokens=max_tokens, seed=seed, ctx=ctx,
+                 threads=threads, system=_system(system, system_file), think=think)
+    chosen = config.settings("chat", flags, config=conf)
+    settings = generation_settings(chosen, stop)
+    engine = common.load_text_engine(out, resolved, ctx=chosen.get("ctx"),
+                                     n_threads=chosen.get("threads"), seed=chosen.get("seed"),
+                                     force=force)
+    conversation = Conversation(system=chosen.get("system"), think=chosen.get("think"))
+    if record:
+        conversation.system = chosen.get("system") or record.meta.get("system")
+        conversation.turns = [{"role": m["role"], "content": m["content"]}
+                              for m in record.messages if m["role"] in ("user", "assistant")]
+    chat_session = ChatSession(
+        engine, conversation, settings, out, history=history,
+        conversation_id=record.id if record else None, name=session,
+        show_thinking=question is None,
+        loader=lambda alias: common.load_text_engine(
+            out, common.resolve_model(out, alias, "text", yes=yes), ctx=chosen.get("ctx"),
+            n_threads=chosen.get("threads"), seed=chosen.get("seed"), force=force))
+    try:
+        if question is None:
+            chat_session.repl(prompt_toolkit_reader())
+            return
+        reply = chat_session.ask(question, render=not json_)
+    finally:
+        chat_session.engine.close()
+    if json_:
+        out.json({"text": reply.text, "model": resolved.name,
+                  "conversation_id": chat_session.conversation_id,
+                  "finish_reason": reply.stats.finish_reason,
+                  "thinking": reply.thinking.strip() or None,
+                  "prompt_tokens": reply.stats.prompt_tokens,
+                  "completion_tokens": reply.stats.completion_tokens,
+                  "timings": reply.stats.to_dict()})
+    if stats:
+        out.info(format_stats(reply.stats))
+
+
+def _question(prompt: list[str] | None) -> str | None:
+    """The question from arguments and stdin; None means an interactive session."""
+    text = " ".join(prompt) if prompt else None
+    piped = sys.stdin is not None and not stdin_is_tty()
+    if text == "-" or (text is None and piped):
+        text = common.read_stdin_text()
+        if not text.strip():
+            raise InputError("nothing to ask: stdin was empty")
+        return text
+    if text is not None and not text.strip():
+        raise UsageError("the question is empty")
+    if text is not None and piped:
+        context = common.read_stdin_text()
+        if context.strip():
+            return with_context(text, context)
+    if text is None and not stdin_is_tty():
+        raise UsageError("no question given", hint='offgrid chat "your question"')
+    return text
+
+
+def _system(system: str | None, system_file: Path | None) -> str | None:
+    if system_file is None:
+        return system
+    try:
+        return system_file.read_text(encoding="utf-8", errors="replace").strip()
+    except OSError as exc:
+        raise InputError(f"cannot read {system_file}: {exc.strerror}") from None
+
+
+def _previous(history: History | None, continue_: bool, session: str | None):  # type: ignore[no-untyped-def]
+    if history is None or not (continue_ or session):
+        if continue_ or session:
+            raise UsageError("--continue/--session need a saved history (drop --no-save)")
+        return None
+    record = history.find(command="chat", name=session)
+    if record is None and continue_:
+        raise UsageError("there is no conversation to continue yet")
+    return record
+
+
+def generation_settings(chosen: dict, stop: list[str] | None) -> GenerationSettings:  # type: ignore[type-arg]
+    """GenerationSettings from merged flags/config, keeping built-in defaults for the rest."""
+    settings = GenerationSettings(stop=list(stop or []))
+    for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed"):
+        if chosen.get(key) is not None:
+            setattr(settings, key, chosen[key])
+    return settings
+
+
+def register(app: typer.Typer) -> None:
+    app.command("chat")(chat)

@@ -1,0 +1,116 @@
+"""Options and steps that several commands share: model resolution with the first-use
+download prompt, engine loading, generation settings."""
+
+from __future__ import annotations
+
+import os
+import sys
+from typing import Annotated, Any, Optional
+
+import typer
+
+from offgrid import device
+from offgrid.errors import ModelNotCachedError, OffgridError, UsageError
+from offgrid.models import store
+from offgrid.models.store import ResolvedModel
+from offgrid.output import Output, stdin_is_tty
+
+# --- shared option declarations -------------------------------------------------------------
+ModelOpt = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Catalog alias, owner/repo:file.gguf, or a local file path.")]
+CtxOpt = Annotated[Optional[int], typer.Option(
+    "--ctx", min=256, help="Context window in tokens (default: the model's catalog value).")]
+ThreadsOpt = Annotated[Optional[int], typer.Option(
+    "--threads", "-t", min=1, help="CPU threads (default: one per performance core).")]
+MaxTokensOpt = Annotated[Optional[int], typer.Option(
+    "--max-tokens", "-n", min=1, help="Stop after this many generated tokens.")]
+TemperatureOpt = Annotated[Optional[float], typer.Option(
+    "--temperature", min=0.0, max=5.0, help="Sampling temperature (0 = deterministic).")]
+SeedOpt = Annotated[Optional[int], typer.Option("--seed", help="Random seed, for repeatable output.")]
+StatsOpt = Annotated[bool, typer.Option("--stats", help="Print speed and token counts to stderr.")]
+YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
+ForceOpt = Annotated[bool, typer.Option("--force", help="Load even if the model looks too big "
+                                                     "for available memory.")]
+PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+
+DEFAULT_CTX = 4096
+
+
+def download(out: Output, spec: str) -> ResolvedModel:
+    """Pull *spec* with one progress bar per file on stderr."""
+    bars: dict[str, Any] = {}
+    with out.progress("downloading", unit="bytes") as bar:
+        def progress(name: str, done: int, total: int) -> None:
+            if name not in bars:
+                bars[name] = True
+                bar.update(completed=0, total=total or None, description=name)
+            bar.update(completed=done, total=total or None)
+
+        return store.pull(spec, progress)
+
+
+def resolve_model(out: Output, spec: str | None, task: str, *, yes: bool = False) -> ResolvedModel:
+    """Local files for the model; on first use, ask (terminal) or obey --yes to download it."""
+    try:
+        return store.resolve(spec, task)
+    except ModelNotCachedError as exc:
+        offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
+        interactive = stdin_is_tty() and out.err_tty
+        if offline or not (yes or interactive):
+            raise
+        if not yes and not out.confirm(f"{exc.message[:1].upper()}{exc.message[1:]}. "
+                                       "Download it now?"):
+            raise
+        return download(out, spec or store.default_spec(task))
+
+
+def threads(value: int | None) -> int:
+    return value or device.default_threads()
+
+
+def read_stdin_text() -> str:
+    """All of stdin as text (UTF-8, never failing on a stray byte)."""
+    data = sys.stdin.buffer.read()
+    return data.decode("utf-8", errors="replace")
+
+
+def check_range(name: str, value: float | None, low: float, high: float | None = None) -> None:
+    """Reject an option value out of range as a usage error (exit 2)."""
+    if value is None:
+        return
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{name} must be {bound}, not {value}")
+
+
+def load_text_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
+                     n_threads: int | None, seed: int | None, force: bool) -> Any:
+    """Validate, check memory, and load a GGUF language model with a spinner on stderr."""
+    from offgrid.engines.llama import LlamaEngine
+    from offgrid.models.validate import check_text_model
+
+    info = check_text_model(model.path)
+    n_ctx = ctx or (model.entry.ctx if model.entry and model.entry.ctx else DEFAULT_CTX)
+    kv_mb = kv_cache_mb(info, n_ctx)
+    store.check_memory(model.size, kv_mb + 100, force=force)
+    with out.status(f"loading {model.name}"):
+        try:
+            return LlamaEngine(model.path, n_ctx=n_ctx, n_threads=threads(n_threads), seed=seed,
+                               chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
+                               info=info, model_name=model.name)
+        except MemoryError:
+            raise OffgridError("not enough memory to load the model",
+                               hint="pick a smaller model or lower --ctx") from None
+
+
+def kv_cache_mb(info: Any, n_ctx: int) -> int:
+    """Estimated f16 KV-cache size for *n_ctx* tokens, from the GGUF hyper-parameters."""
+    layers = info.arch_value("block_count", 0) or 0
+    embd = info.arch_value("embedding_length", 0) or 0
+    heads = info.arch_value("attention.head_count", 1) or 1
+    kv_heads = info.arch_value("attention.head_count_kv", heads) or heads
+    if isinstance(heads, list) or isinstance(kv_heads, list):
+        return 0
+    kv_width = embd * kv_heads // max(heads, 1)
+    return 2 * layers * n_ctx * kv_width * 2 // (1 << 20)

@@ -1,0 +1,150 @@
+"""config.toml and the precedence rule: flags > config > catalog defaults > built-ins.
+
+Keys are `section.name` (`chat.model`, `chat.temperature`, `history.enabled`). Every key a
+user may set is declared in SCHEMA with its type, so `config set` rejects typos and bad values.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any
+
+from offgrid import paths
+from offgrid.errors import OffgridError, UsageError
+
+_GENERATION = {"model": str, "temperature": float, "top_p": float, "top_k": int,
+               "min_p": float, "repeat_penalty": float, "max_tokens": int, "ctx": int,
+               "threads": int, "seed": int}
+
+SCHEMA: dict[str, type] = {
+    **{f"chat.{k}": t for k, t in _GENERATION.items()},
+    "chat.system": str,
+    "chat.think": bool,
+    **{f"summarize.{k}": t for k, t in _GENERATION.items()},
+    "summarize.role": str,
+    "summarize.lang": str,
+    **{f"see.{k}": t for k, t in _GENERATION.items()},
+    "see.mmproj": str,
+    "imagine.model": str,
+    "imagine.steps": int,
+    "imagine.cfg_scale": float,
+    "imagine.sampler": str,
+    "imagine.threads": int,
+    "transcribe.model": str,
+    "transcribe.language": str,
+    "transcribe.threads": int,
+    "history.enabled": bool,
+    "general.notify": bool,
+    "general.yes": bool,
+}
+
+
+def load(path: Path | None = None) -> dict[str, Any]:
+    """The config as a flat {"section.key": value} dict; {} when there is no file."""
+    path = path or paths.config_file()
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        return {}
+    except OSError as exc:
+        raise OffgridError(f"cannot read config {path}: {exc.strerror}") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OffgridError(f"config file {path} is malformed: {exc}",
+                           hint=f"fix it or delete it: rm {path}") from None
+    flat: dict[str, Any] = {}
+    for section, values in data.items():
+        if isinstance(values, dict):
+            for key, value in values.items():
+                flat[f"{section}.{key}"] = value
+        else:
+            flat[section] = values
+    return flat
+
+
+def parse_value(key: str, text: str) -> Any:
+    """Turn the text of `config set KEY VALUE` into the key's declared type."""
+    if key not in SCHEMA:
+        known = ", ".join(sorted(SCHEMA))
+        raise UsageError(f"unknown config key {key!r}", hint=f"known keys: {known}")
+    kind = SCHEMA[key]
+    if kind is bool:
+        lowered = text.strip().lower()
+        if lowered in ("true", "yes", "on", "1"):
+            return True
+        if lowered in ("false", "no", "off", "0"):
+            return False
+        raise UsageError(f"{key} must be true or false, not {text!r}")
+    try:
+        return kind(text)
+    except ValueError:
+        raise UsageError(f"{key} must be {kind.__name__}, not {text!r}") from None
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+    return f'"{escaped}"'
+
+
+def dumps(flat: dict[str, Any]) -> str:
+    """Serialise a flat config dict back to TOML, one table per section."""
+    sections: dict[str, dict[str, Any]] = {}
+    for full_key, value in sorted(flat.items()):
+        section, _, key = full_key.partition(".")
+        sections.setdefault(section, {})[key] = value
+    blocks = []
+    for section, values in sections.items():
+        lines = [f"[{section}]"] + [f"{k} = {_toml_value(v)}" for k, v in values.items()]
+        blocks.append("\n".join(lines))
+    return "\n\n".join(blocks) + "\n"
+
+
+def save(flat: dict[str, Any], path: Path | None = None) -> Path:
+    """Write the config atomically, owner-only."""
+    path = path or paths.config_file()
+    paths.private_dir(path.parent)
+    tmp = path.with_suffix(".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(dumps(flat))
+    os.replace(tmp, path)
+    return path
+
+
+def set_value(key: str, text: str) -> Any:
+    """`config set`: validate, store and return the typed value."""
+    value = parse_value(key, text)
+    flat = load()
+    flat[key] = value
+    save(flat)
+    return value
+
+
+def unset_value(key: str) -> bool:
+    """`config unset`: remove a key; True if it was set."""
+    flat = load()
+    if key not in flat:
+        return False
+    del flat[key]
+    save(flat)
+    return True
+
+
+def settings(section: str, flags: dict[str, Any], defaults: dict[str, Any] | None = None,
+             config: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge settings for one command: flags (not None) > config > defaults."""
+    config = load() if config is None else config
+    merged = dict(defaults or {})
+    prefix = section + "."
+    for key, value in config.items():
+        if key.startswith(prefix):
+            merged[key[len(prefix):]] = value
+    merged.update({k: v for k, v in flags.items() if v is not None})
+    return merged

@@ -1,0 +1,1 @@
+"""Engine adapters: one per native binding, each behind a small interface (see base.py)."""

@@ -1,0 +1,1 @@
+"""Models: the curated catalog, the local store (resolve, pull, list, rm) and file checks."""

@@ -1,0 +1,134 @@
+"""`offgrid chat` through the CLI, on the real llama.cpp engine with tiny generated models."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+ANSI = re.compile(r"\x1b\[")
+
+
+def test_one_shot_prints_plain_answer(offgrid, tiny_llama: Path) -> None:
+    result = offgrid("chat", "-m", str(tiny_llama), "hello there", "-n", "12", "--temperature", "0")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip()
+    assert not ANSI.search(result.stdout)
+    assert result.stderr == ""  # a pipe gets only the answer: no banner, no spinner
+
+
+def test_same_seed_same_answer(offgrid, tiny_llama: Path) -> None:
+    args = ("chat", "-m", str(tiny_llama), "hi", "-n", "10", "--seed", "7", "--no-save")
+    assert offgrid(*args).stdout == offgrid(*args).stdout
+
+
+def test_json_shape_and_counts(offgrid, tiny_llama: Path) -> None:
+    result = offgrid("chat", "-m", str(tiny_llama), "hi", "-n", "8", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert set(data) >= {"text", "model", "prompt_tokens", "completion_tokens", "timings",
+                         "finish_reason", "conversation_id"}
+    assert 0 < data["completion_tokens"] <= 9
+    assert data["prompt_tokens"] == data["timings"]["prompt_tokens"] > 5
+    assert data["finish_reason"] in ("stop", "length")
+
+
+def test_stats_go_to_stderr_only(offgrid, tiny_llama: Path) -> None:
+    plain = offgrid("chat", "-m", str(tiny_llama), "hi", "-n", "6", "--seed", "1", "--no-save")
+    stats = offgrid("chat", "-m", str(tiny_llama), "hi", "-n", "6", "--seed", "1", "--no-save",
+                    "--stats")
+    assert stats.stdout == plain.stdout
+    assert "tok/s" in stats.stderr and "first token" in stats.stderr
+
+
+def test_stdin_is_context_for_the_question(offgrid, tiny_llama: Path) -> None:
+    with_ctx = offgrid("chat", "-m", str(tiny_llama), "list the deadlines", "-n", "4", "--json",
+                       input="Report due 3 May.\nInvoice due 9 June.\n")
+    alone = offgrid("chat", "-m", str(tiny_llama), "list the deadlines", "-n", "4", "--json")
+    assert with_ctx.returncode == 0, with_ctx.stderr
+    assert json.loads(with_ctx.stdout)["prompt_tokens"] > json.loads(alone.stdout)["prompt_tokens"]
+
+
+def test_stdin_is_the_prompt(offgrid, tiny_llama: Path) -> None:
+    piped = offgrid("chat", "-m", str(tiny_llama), "-n", "4", "--json", input="what is this?")
+    dash = offgrid("chat", "-m", str(tiny_llama), "-", "-n", "4", "--json", input="what is this?")
+    assert piped.returncode == 0 and dash.returncode == 0, piped.stderr + dash.stderr
+    assert json.loads(piped.stdout)["prompt_tokens"] == json.loads(dash.stdout)["prompt_tokens"]
+
+
+def test_empty_stdin_is_an_error(offgrid, tiny_llama: Path) -> None:
+    result = offgrid("chat", "-m", str(tiny_llama), "-", input="  \n")
+    assert result.returncode == 1
+    assert result.stderr.startswith("offgrid: error: nothing to ask")
+    assert "Traceback" not in result.stderr
+
+
+def test_model_without_template_still_answers(offgrid, tiny_llama_no_template: Path) -> None:
+    result = offgrid("--debug", "chat", "-m", str(tiny_llama_no_template), "hi", "-n", "8",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    assert "has no chat template; using the 'chatml' format" in result.stderr
+    assert json.loads(result.stdout)["completion_tokens"] > 0
+
+
+def test_prompt_larger_than_context(offgrid, tiny_llama_small_ctx: Path) -> None:
+    result = offgrid("chat", "-m", str(tiny_llama_small_ctx), "-", input="word " * 600)
+    assert result.returncode == 1
+    assert re.search(r"the prompt has \d+ tokens but the context window holds 256", result.stderr)
+    assert "Traceback" not in result.stderr
+
+
+def test_conversation_drops_oldest_turns(offgrid, tiny_llama_small_ctx: Path) -> None:
+    base = ("chat", "-m", str(tiny_llama_small_ctx), "--session", "long", "-n", "20")
+    notices = []
+    for i in range(6):
+        result = offgrid(*base, f"message {i}: " + "tell me more " * 6)
+        assert result.returncode == 0, result.stderr
+        notices.append("dropped the" in result.stderr)
+    assert any(notices)
+    shown = json.loads(offgrid("history", "--json").stdout)
+    assert len([r for r in shown if r["name"] == "long"]) == 1
+
+
+def test_continue_session_and_no_save(offgrid, tiny_llama: Path) -> None:
+    model = ("-m", str(tiny_llama), "-n", "4")
+    first = offgrid("chat", *model, "first question", "--json")
+    conv = json.loads(first.stdout)["conversation_id"]
+    second = offgrid("chat", *model, "-c", "second question", "--json")
+    assert json.loads(second.stdout)["conversation_id"] == conv
+    assert json.loads(second.stdout)["prompt_tokens"] > json.loads(first.stdout)["prompt_tokens"]
+    offgrid("chat", *model, "--session", "work", "named one")
+    offgrid("chat", *model, "--no-save", "secret question")
+    shown = json.loads(offgrid("history", "show", conv, "--json").stdout)
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"] * 2
+    listing = offgrid("history").stdout
+    assert "first question" in listing and "named one" in listing
+    assert "secret" not in listing
+    exported = offgrid("history", "export", conv, "--format", "md").stdout
+    assert "## user" in exported and "second question" in exported
+
+
+def test_usage_errors_exit_2(offgrid, tiny_llama: Path) -> None:
+    for args in (["--temperature", "hot"], ["--max-tokens", "-3"], ["--bogus"]):
+        result = offgrid("chat", "-m", str(tiny_llama), "hi", *args)
+        assert result.returncode == 2, args
+        assert result.stderr.startswith("offgrid: error:"), result.stderr
+    both = offgrid("chat", "-m", str(tiny_llama), "-c", "--session", "x", "hi")
+    assert both.returncode == 2
+
+
+def test_missing_and_bad_model_files(offgrid, tmp_path: Path) -> None:
+    missing = offgrid("chat", "-m", str(tmp_path / "nope.gguf"), "hi")
+    assert missing.returncode == 1 and "model file not found" in missing.stderr
+    bad = tmp_path / "bad.gguf"
+    bad.write_bytes(b"not a model at all" * 10)
+    result = offgrid("chat", "-m", str(bad), "hi")
+    assert result.returncode == 1 and "not a usable GGUF model" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_default_model_not_cached_offline(offgrid) -> None:
+    result = offgrid("chat", "hello")
+    assert result.returncode == 1
+    assert "is not downloaded" in result.stderr
+    assert "hint: offgrid models pull" in result.stderr

@@ -1,0 +1,88 @@
+"""Every test gets its own OFFGRID_HOME, HF cache and offline setting; tiny models are
+generated once per session."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.hubmirror import HubMirror
+from tests.tinymodels.llama import write_tiny_llama
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(autouse=True)
+def isolated_home(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """A private home for offgrid and Hugging Face; no network unless a test asks."""
+    home = tmp_path / "home"
+    monkeypatch.setenv("OFFGRID_HOME", str(home / "offgrid"))
+    monkeypatch.setenv("HF_HOME", str(home / "hf"))
+    monkeypatch.delenv("HF_HUB_CACHE", raising=False)
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    monkeypatch.setenv("HF_HUB_DISABLE_TELEMETRY", "1")
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens there
+    monkeypatch.setenv("XDG_CACHE_HOME", str(home / "cache"))
+    for name in ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HF_TOKEN_PATH", "HUGGINGFACE_HUB_CACHE",
+                 "HF_HUB_DISABLE_IMPLICIT_TOKEN", "TRANSFORMERS_OFFLINE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OFFGRID_DEBUG", raising=False)
+    monkeypatch.setenv("GGML_NO_BACKTRACE", "1")
+    return home
+
+
+@pytest.fixture(scope="session")
+def models_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return tmp_path_factory.mktemp("models")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama(models_dir: Path) -> Path:
+    """A 2-layer llama GGUF with a ChatML template."""
+    return write_tiny_llama(models_dir / "tiny-llama.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_no_template(models_dir: Path) -> Path:
+    """The same model without a chat template (like many base-model conversions)."""
+    return write_tiny_llama(models_dir / "tiny-base.gguf", chat_template=None, seed=1)
+
+
+@pytest.fixture(scope="session")
+def tiny_llama_small_ctx(models_dir: Path) -> Path:
+    """A model trained for only 256 tokens of context."""
+    return write_tiny_llama(models_dir / "tiny-256.gguf", n_ctx_train=256, seed=2)
+
+
+def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,
+                cwd: Path | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    """Run `python -m offgrid ARGS` as a user would, in a pipe; text in, text out."""
+    full_env = dict(os.environ)
+    full_env["PYTHONPATH"] = str(ROOT) + os.pathsep + full_env.get("PYTHONPATH", "")
+    full_env.update(env or {})
+    data = input.encode() if isinstance(input, str) else input
+    proc = subprocess.run([sys.executable, "-m", "offgrid", *args], input=data,
+                          capture_output=True, env=full_env, cwd=cwd, timeout=timeout,
+                          stdin=None if data is not None else subprocess.DEVNULL)
+    return subprocess.CompletedProcess(proc.args, proc.returncode,
+                                       proc.stdout.decode("utf-8", errors="replace"),
+                                       proc.stderr.decode("utf-8", errors="replace"))
+
+
+@pytest.fixture
+def offgrid():
+    """The CLI runner: offgrid("chat", "hi", input=...) -> CompletedProcess."""
+    return run_offgrid
+
+
+@pytest.fixture
+def hub_mirror(monkeypatch: pytest.MonkeyPatch):
+    """A local server that answers like the Hugging Face Hub; the network is 'on'."""
+    with HubMirror() as server:
+        monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
+        monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+        yield server

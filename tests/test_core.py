@@ -1,0 +1,139 @@
+"""Fast unit tests of the plain core modules: config, device, catalog, store, history,
+thinking."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from offgrid import config, device, paths
+from offgrid.errors import ModelNotCachedError, OffgridError, UsageError
+from offgrid.history import History
+from offgrid.models import catalog, store
+from offgrid.thinking import split_thinking, strip_thinking
+
+
+def test_config_roundtrip_and_precedence() -> None:
+    assert config.set_value("chat.temperature", "0.2") == 0.2
+    config.set_value("chat.model", "qwen3-0.6b")
+    config.set_value("history.enabled", "no")
+    assert config.load() == {"chat.temperature": 0.2, "chat.model": "qwen3-0.6b",
+                             "history.enabled": False}
+    merged = config.settings("chat", {"temperature": 0.9, "top_k": None}, {"top_k": 40, "ctx": 1})
+    assert merged["temperature"] == 0.9 and merged["top_k"] == 40 and merged["model"] == "qwen3-0.6b"
+    mode = stat.S_IMODE(paths.config_file().stat().st_mode)
+    assert mode == 0o600
+    assert config.unset_value("chat.model") and not config.unset_value("chat.model")
+
+
+def test_config_rejects_bad_keys_values_and_files() -> None:
+    with pytest.raises(UsageError, match="unknown config key"):
+        config.set_value("chat.temprature", "1")
+    with pytest.raises(UsageError, match="must be float"):
+        config.set_value("chat.temperature", "hot")
+    paths.private_dir(paths.config_dir())
+    paths.config_file().write_text("[chat\nmodel = ")
+    with pytest.raises(OffgridError, match="malformed"):
+        config.load()
+
+
+def _fake_sys(root: Path, freqs: list[int]) -> Path:
+    for i, freq in enumerate(freqs):
+        d = root / f"cpu{i}" / "cpufreq"
+        d.mkdir(parents=True)
+        (d / "cpuinfo_max_freq").write_text(f"{freq}\n")
+    return root
+
+
+def test_performance_cores_on_big_little(tmp_path: Path) -> None:
+    sys_cpu = _fake_sys(tmp_path, [1800000] * 4 + [2400000] * 3 + [3000000])
+    assert device.performance_cores(sys_cpu) == [4, 5, 6, 7]
+    same = _fake_sys(tmp_path / "same", [2000000] * 4)
+    assert device.performance_cores(same) == [0, 1, 2, 3]
+
+
+def test_meminfo(tmp_path: Path) -> None:
+    meminfo = tmp_path / "meminfo"
+    meminfo.write_text("MemTotal:        7825000 kB\nMemFree: 100 kB\nMemAvailable:    3000000 kB\n")
+    assert device.total_ram_mb(meminfo) == 7825000 // 1024
+    assert device.available_ram_mb(meminfo) == 3000000 // 1024
+
+
+def test_catalog_defaults_are_verified_and_fit() -> None:
+    cat = catalog.load()
+    for task, aliases in cat.defaults.items():
+        assert task in catalog.TASKS
+        for alias in aliases:
+            entry = cat.get(alias)
+            assert entry is not None and entry.verified and entry.task == task, alias
+            assert all(f.name and (f.size or 0) > 0 for f in entry.files), alias
+    assert cat.default_for("text", ram_mb=2000).ram_mb <= 2000 * catalog.DEFAULT_RAM_SHARE
+    assert cat.default_for("text", ram_mb=100).alias  # something, even on a tiny device
+    for entry in cat.for_task("vision"):
+        assert {f.role for f in entry.files} >= {"model", "mmproj"}, entry.alias
+
+
+def test_store_specs(tmp_path: Path) -> None:
+    local = tmp_path / "m.gguf"
+    local.write_bytes(b"x")
+    assert store.resolve(str(local), "text").path == local
+    with pytest.raises(UsageError, match="unknown model"):
+        store.resolve("no-such-model", "text")
+    with pytest.raises(UsageError, match="bad model spec"):
+        store.resolve("justrepo:file.gguf", "text")
+    with pytest.raises(ModelNotCachedError, match="not downloaded") as info:
+        store.resolve("qwen3-0.6b", "text")
+    assert info.value.hint == "offgrid models pull qwen3-0.6b"
+    with pytest.raises(UsageError, match="is a speech model"):
+        store.resolve("whisper-tiny", "text")
+    with pytest.raises(ModelNotCachedError):
+        store.resolve("someone/repo:file.gguf", "text")
+
+
+def test_memory_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(device, "available_ram_mb", lambda: 1000)
+    with pytest.raises(OffgridError, match="not enough memory"):
+        store.check_memory(2000 << 20)
+    store.check_memory(2000 << 20, force=True)
+    store.check_memory(500 << 20)
+
+
+def test_history_crud_search_and_privacy(tmp_path: Path) -> None:
+    history = History()
+    conv = history.start("chat", "m", name="work")
+    history.add(conv, "user", "the quarterly budget")
+    history.add(conv, "assistant", "numbers")
+    run = history.record_run("summarize", "m", "contract.pdf", "a summary")
+    assert [r.id for r in history.list()] == [run, conv]
+    assert [r.id for r in history.list(search="budget")] == [conv]
+    assert [r.id for r in history.list(command="summarize")] == [run]
+    assert history.find(command="chat", name="work").id == conv
+    assert stat.S_IMODE(history.path.stat().st_mode) == 0o600
+    assert stat.S_IMODE(history.path.parent.stat().st_mode) == 0o700
+    assert history.delete_all() == 2
+    assert b"quarterly budget" not in history.path.read_bytes()
+
+
+def test_corrupt_history_is_a_clear_error() -> None:
+    path = paths.history_db()
+    paths.private_dir(path.parent)
+    path.write_bytes(b"this is not sqlite" * 100)
+    with pytest.raises(OffgridError, match="unreadable") as info:
+        History().list()
+    assert "mv" in (info.value.hint or "")
+
+
+@pytest.mark.parametrize("chunks", [["<think>plan</think>Answer"],
+                                    ["<thi", "nk>pl", "an</th", "ink>Ans", "wer"]])
+def test_split_thinking_across_chunks(chunks: list[str]) -> None:
+    pieces = list(split_thinking(chunks))
+    assert "".join(t for k, t in pieces if k == "think") == "plan"
+    assert "".join(t for k, t in pieces if k == "text") == "Answer"
+
+
+def test_strip_thinking_keeps_plain_text() -> None:
+    assert strip_thinking("a < b and <thinking> is a word") == "a < b and <thinking> is a word"
+    assert strip_thinking("<think>\n\n</think>\n\nHi") == "Hi"

@@ -1,0 +1,98 @@
+"""The chat session and REPL on the real engine: slash commands, KV reuse, cancellation."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+
+from offgrid.conversation import Conversation
+from offgrid.engines.base import GenerationSettings
+from offgrid.engines.llama import LlamaEngine
+from offgrid.history import History
+from offgrid.output import Output
+from offgrid.repl import ChatSession, read_message
+
+
+@pytest.fixture
+def engine(tiny_llama: Path):
+    eng = LlamaEngine(tiny_llama, n_ctx=1024, seed=3)
+    yield eng
+    eng.close()
+
+
+def _session(engine, history=None, out=None) -> tuple[ChatSession, io.StringIO, io.StringIO]:
+    stdout, stderr = io.StringIO(), io.StringIO()
+    out = out or Output(stdout=stdout, stderr=stderr)
+    session = ChatSession(engine, Conversation(system="be brief"),
+                          GenerationSettings(temperature=0, max_tokens=12), out, history=history)
+    return session, stdout, stderr
+
+
+def test_follow_up_turns_evaluate_only_new_tokens(engine) -> None:
+    session, _, _ = _session(engine)
+    first = session.ask("hello there, how are you")
+    cached = first.stats.prompt_tokens + first.stats.completion_tokens - 1
+    second = session.ask("and what about tomorrow")
+    # The engine's own eval calls: the second prompt re-uses everything already in the cache.
+    assert second.stats.prompt_tokens > cached
+    assert second.stats.prompt_tokens_evaluated == second.stats.prompt_tokens - cached
+    third = session.ask("ok")
+    assert third.stats.prompt_tokens_evaluated < third.stats.prompt_tokens // 3
+
+
+def test_repl_slash_commands_and_eof(engine, tmp_path: Path) -> None:
+    history = History(tmp_path / "h.sqlite3")
+    session, stdout, stderr = _session(engine, history)
+    lines = iter(["/help", "first message", "/set temperature 0.5", "/stats",
+                  "/system talk like a pirate", "/retry", f"/save {tmp_path / 'c.md'}",
+                  "/nonsense", "/reset", "second \\", "line", "/exit", "never read"])
+    session.repl(lambda prompt: next(lines))
+    assert next(lines) == "never read"  # /exit stopped the loop
+    err = stderr.getvalue()
+    assert "/retry" in err and "temperature = 0.5" in err and "tok/s" in err
+    assert "unknown command /nonsense" in err
+    assert session.settings.temperature == 0.5
+    assert session.conversation.system == "talk like a pirate"
+    assert "## user" in (tmp_path / "c.md").read_text()
+    assert session.conversation.turns[0]["content"] == "second \nline"
+    record = history.get(session.conversation_id)
+    assert [m["content"] for m in record.messages if m["role"] == "user"] == ["second \nline"]
+
+
+def test_repl_ctrl_d_leaves(engine) -> None:
+    session, _, _ = _session(engine)
+
+    def eof(prompt: str) -> str:
+        raise EOFError
+
+    session.repl(eof)  # returns instead of raising
+
+
+def test_cancel_mid_stream_keeps_consistent_history(engine, tmp_path: Path) -> None:
+    class StopAfterTwo(io.StringIO):
+        writes = 0
+
+        def write(self, text: str) -> int:
+            StopAfterTwo.writes += 1
+            if StopAfterTwo.writes == 2:
+                raise KeyboardInterrupt
+            return super().write(text)
+
+    history = History(tmp_path / "h.sqlite3")
+    out = Output(stdout=StopAfterTwo(), stderr=io.StringIO())
+    session, _, _ = _session(engine, history, out)
+    with pytest.raises(KeyboardInterrupt):
+        session.ask("write a long story")
+    record = history.get(session.conversation_id)
+    assert [m["role"] for m in record.messages] == ["user", "assistant"]
+    assert record.messages[1]["meta"]["finish_reason"] == "cancelled"
+    # The session goes on normally after a cancelled reply.
+    session.out = Output(stdout=io.StringIO(), stderr=io.StringIO())
+    assert session.ask("next").stats.finish_reason in ("stop", "length")
+
+
+def test_read_message_block() -> None:
+    lines = iter(['"""', "a", "b", '"""'])
+    assert read_message(lambda p: next(lines)) == "a\nb"

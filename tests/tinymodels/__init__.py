@@ -1,0 +1,1 @@
+"""Generators of tiny random-weight models that the real engines load."""

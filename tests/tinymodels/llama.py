@@ -1,0 +1,103 @@
+"""Tiny random-weight llama GGUF models for tests.
+
+The real llama.cpp engine loads these in milliseconds. Output is gibberish, but loading,
+tokenizing, chat templates, streaming, context limits and stop paths all run for real.
+The vocabulary is a sentencepiece-style ("llama") one: control tokens, 256 byte-fallback
+tokens (so any text tokenizes), then letters and a few words.
+"""
+
+from __future__ import annotations
+
+import string
+from pathlib import Path
+
+import gguf
+import numpy as np
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}"
+    "{{ '<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n' }}"
+    "{% endfor %}"
+    "{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+
+WORDS = ["the", "a", "and", "of", "to", "in", "is", "it", "you", "that", "hello", "world",
+         "answer", "question", "model", "phone", "offline", "total", "due", "date"]
+
+
+def _vocab() -> tuple[list[str], list[float], list[int]]:
+    tokens: list[str] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
+    types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL,
+             gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
+    for byte in range(256):
+        tokens.append(f"<0x{byte:02X}>")
+        types.append(gguf.TokenType.BYTE)
+    pieces = ["▁"] + list(string.ascii_letters + string.digits + string.punctuation)
+    pieces += ["▁" + c for c in string.ascii_letters]
+    pieces += ["▁" + w for w in WORDS if len(w) > 1]
+    for piece in pieces:
+        tokens.append(piece)
+        types.append(gguf.TokenType.NORMAL)
+    scores = [0.0] * 5 + [0.0] * 256 + [-float(len(p)) * 0.1 + 10 * (len(p) > 2) for p in pieces]
+    return tokens, scores, [int(t) for t in types]
+
+
+def write_tiny_llama(
+    path: Path,
+    *,
+    n_embd: int = 64,
+    n_layer: int = 2,
+    n_head: int = 4,
+    n_ff: int = 128,
+    n_ctx_train: int = 2048,
+    chat_template: str | None = CHATML_TEMPLATE,
+    architecture: str = "llama",
+    seed: int = 0,
+    name: str = "tiny-llama",
+) -> Path:
+    """Write a 2-layer llama with a ~380-token vocab to *path* and return it."""
+    rng = np.random.default_rng(seed)
+    tokens, scores, types = _vocab()
+    n_vocab = len(tokens)
+    writer = gguf.GGUFWriter(str(path), architecture)
+    writer.add_name(name)
+    writer.add_context_length(n_ctx_train)
+    writer.add_embedding_length(n_embd)
+    writer.add_block_count(n_layer)
+    writer.add_feed_forward_length(n_ff)
+    writer.add_head_count(n_head)
+    writer.add_head_count_kv(n_head)
+    writer.add_rope_dimension_count(n_embd // n_head)
+    writer.add_layer_norm_rms_eps(1e-5)
+    writer.add_vocab_size(n_vocab)
+    writer.add_tokenizer_model("llama")
+    writer.add_token_list(tokens)
+    writer.add_token_scores(scores)
+    writer.add_token_types(types)
+    writer.add_bos_token_id(1)
+    writer.add_eos_token_id(2)
+    writer.add_add_bos_token(True)
+    writer.add_add_space_prefix(True)
+    if chat_template:
+        writer.add_chat_template(chat_template)
+
+    def weight(*shape: int) -> np.ndarray:
+        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+
+    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
+    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+    for i in range(n_layer):
+        blk = f"blk.{i}"
+        writer.add_tensor(f"{blk}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        for proj in ("attn_q", "attn_k", "attn_v", "attn_output"):
+            writer.add_tensor(f"{blk}.{proj}.weight", weight(n_embd, n_embd))
+        writer.add_tensor(f"{blk}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
+        writer.add_tensor(f"{blk}.ffn_gate.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"{blk}.ffn_up.weight", weight(n_ff, n_embd))
+        writer.add_tensor(f"{blk}.ffn_down.weight", weight(n_embd, n_ff))
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    return path
