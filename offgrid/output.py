@@ -75,20 +75,25 @@ class Output:
         rendered live as Markdown, then the whole answer is printed once more in full.
         """
         if self.console is None or not markdown:
-            parts = []
+            return self._stream_plain(chunks)
+        return self._stream_live(chunks)
+
+    def _stream_plain(self, chunks: Iterable[str]) -> str:
+        parts: list[str] = []
+        try:
             for chunk in chunks:
                 parts.append(chunk)
                 self.write(chunk)
-            text = "".join(parts)
-            if text and not text.endswith("\n"):
+        finally:  # also when Ctrl-C cuts the reply: end the line
+            if parts and not parts[-1].endswith("\n"):
                 self.write("\n")
-            return text
-        return self._stream_live(chunks)
+        return "".join(parts)
 
     def _stream_live(self, chunks: Iterable[str]) -> str:
         assert self.console is not None
         parts: list[str] = []
         rows = max(self.console.size.height - 2, 4)
+        interrupted = False
         with Live(console=self.console, transient=True, refresh_per_second=10,
                   vertical_overflow="crop") as live:
             try:
@@ -96,11 +101,15 @@ class Output:
                     parts.append(chunk)
                     tail = "\n".join("".join(parts).splitlines()[-rows:])
                     live.update(Markdown(tail))
+            except KeyboardInterrupt:
+                interrupted = True
             finally:
                 live.update("")
         text = "".join(parts)
-        if text.strip():
+        if text.strip():  # the whole answer, also what came before a Ctrl-C
             self.console.print(Markdown(text))
+        if interrupted:
+            raise KeyboardInterrupt
         return text
 
     # --- diagnostics (stderr) -----------------------------------------------------------
