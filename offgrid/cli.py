@@ -80,6 +80,8 @@ def _report(message: str, hint: str | None = None) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map errors to one line and an exit code."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    if "--debug" not in (argv if argv is not None else sys.argv):
+        os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its warnings are not ours to show
     code: int = ExitCode.OK
     try:
         result = app(args=argv, standalone_mode=False, prog_name="offgrid")

@@ -53,6 +53,12 @@ def tiny_llama_no_template(models_dir: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
+def tiny_llama_endless(models_dir: Path) -> Path:
+    """A model that never stops by itself (for Ctrl-C tests)."""
+    return write_tiny_llama(models_dir / "tiny-endless.gguf", endless=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_llama_small_ctx(models_dir: Path) -> Path:
     """A model trained for only 256 tokens of context."""
     return write_tiny_llama(models_dir / "tiny-256.gguf", n_ctx_train=256, seed=2)

@@ -91,6 +91,8 @@ def chat(
         reply = chat_session.ask(question, render=not json_)
     finally:
         chat_session.engine.close()
+    if not reply.text and reply.thinking.strip() and reply.stats.finish_reason == "length":
+        out.warn("the model spent every token thinking; raise --max-tokens or pass --no-think")
     if json_:
         out.json({"text": reply.text, "model": resolved.name,
                   "conversation_id": chat_session.conversation_id,

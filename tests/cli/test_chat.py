@@ -132,3 +132,28 @@ def test_default_model_not_cached_offline(offgrid) -> None:
     assert result.returncode == 1
     assert "is not downloaded" in result.stderr
     assert "hint: offgrid models pull" in result.stderr
+
+
+def test_ctrl_c_in_a_pipe_exits_130_and_keeps_the_partial_turn(offgrid, tiny_llama_endless: Path) -> None:
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    from tests.conftest import ROOT
+
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "offgrid", "chat", "-m", str(tiny_llama_endless),
+                             "--ctx", "2048", "-n", "100000", "--temperature", "1.5", "go on"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            stdin=subprocess.DEVNULL, env=env)
+    assert proc.stdout is not None
+    proc.stdout.read(20)  # the answer is streaming
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert b"Traceback" not in err
+    record = json.loads(offgrid("history", "--json").stdout)[0]
+    shown = json.loads(offgrid("history", "show", record["id"], "--json").stdout)
+    assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+    assert shown["messages"][1]["meta"]["finish_reason"] == "cancelled"

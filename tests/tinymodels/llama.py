@@ -54,8 +54,14 @@ def write_tiny_llama(
     architecture: str = "llama",
     seed: int = 0,
     name: str = "tiny-llama",
+    endless: bool = False,
 ) -> Path:
-    """Write a 2-layer llama with a ~380-token vocab to *path* and return it."""
+    """Write a 2-layer llama with a ~420-token vocab to *path* and return it.
+
+    With *endless*, the model can never emit a control token (so never stops by itself):
+    embedding dimension 0 is a constant that no layer writes to, so after the final norm it
+    is always positive, and the control tokens' output rows weigh it strongly negative.
+    """
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocab()
     n_vocab = len(tokens)
@@ -84,18 +90,29 @@ def write_tiny_llama(
     def weight(*shape: int) -> np.ndarray:
         return (rng.standard_normal(shape) * 0.2).astype(np.float32)
 
-    writer.add_tensor("token_embd.weight", weight(n_vocab, n_embd))
+    embd, output = weight(n_vocab, n_embd), weight(n_vocab, n_embd)
+    control = [i for i, t in enumerate(types) if t in (gguf.TokenType.CONTROL,
+                                                        gguf.TokenType.UNKNOWN)]
+    if endless:
+        embd[:, 0] = 3.0
+        output[control, 0] = -50.0
+    writer.add_tensor("token_embd.weight", embd)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", weight(n_vocab, n_embd))
+    writer.add_tensor("output.weight", output)
     for i in range(n_layer):
         blk = f"blk.{i}"
         writer.add_tensor(f"{blk}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        for proj in ("attn_q", "attn_k", "attn_v", "attn_output"):
+        for proj in ("attn_q", "attn_k", "attn_v"):
             writer.add_tensor(f"{blk}.{proj}.weight", weight(n_embd, n_embd))
+        attn_out, ffn_down = weight(n_embd, n_embd), weight(n_embd, n_ff)
+        if endless:
+            attn_out[0, :] = 0.0
+            ffn_down[0, :] = 0.0
+        writer.add_tensor(f"{blk}.attn_output.weight", attn_out)
         writer.add_tensor(f"{blk}.ffn_norm.weight", np.ones(n_embd, dtype=np.float32))
         writer.add_tensor(f"{blk}.ffn_gate.weight", weight(n_ff, n_embd))
         writer.add_tensor(f"{blk}.ffn_up.weight", weight(n_ff, n_embd))
-        writer.add_tensor(f"{blk}.ffn_down.weight", weight(n_embd, n_ff))
+        writer.add_tensor(f"{blk}.ffn_down.weight", ffn_down)
     writer.write_header_to_file()
     writer.write_kv_data_to_file()
     writer.write_tensors_to_file()
