@@ -105,6 +105,34 @@ def load_image(
     return prepare_image(data, name, max_side)
 
 
+def is_pdf(spec: str | Path) -> bool:
+    """True for a path that names a PDF (by suffix, or by its first bytes)."""
+    path = Path(spec).expanduser()
+    if str(spec) == STDIN or not path.is_file():
+        return False
+    if path.suffix.lower() == ".pdf":
+        return True
+    with path.open("rb") as fh:
+        return fh.read(5) == b"%PDF-"
+
+
+def load_input(
+    spec: str | Path,
+    *,
+    page: int | None = None,
+    password: str | None = None,
+    max_side: int = DEFAULT_MAX_SIDE,
+    stdin: BinaryIO | None = None,
+) -> PreparedImage:
+    """An image file, "-" (stdin), or a PDF's page *page* (default 1), ready for the engine."""
+    if is_pdf(spec):
+        return pdf_page_image(spec, page or 1, password, max_side)
+    data, name = read_image_bytes(spec, stdin)
+    if data[:5] == b"%PDF-":
+        raise InputError(f"{name} is a PDF: give its file name (with --page N), not stdin")
+    return prepare_image(data, name, max_side)
+
+
 def pdf_page_image(
     path: str | Path,
     page: int,

@@ -8,14 +8,14 @@ import pytest
 
 from offgrid.errors import ModelFileError
 from offgrid.models import validate_vision as vv
-from tests.tinymodels.mmproj import read_gguf, write_tiny_llama, write_tiny_mmproj
+from tests.tinymodels.mmproj import read_gguf, write_tiny_mmproj, write_tiny_vision_llama
 
 
 @pytest.fixture(scope="session")
 def vision_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
     folder = tmp_path_factory.mktemp("validate-vision")
     return {
-        "lm": write_tiny_llama(folder / "lm.gguf", n_embd=64),
+        "lm": write_tiny_vision_llama(folder / "lm.gguf", n_embd=64),
         "mmproj": write_tiny_mmproj(folder / "mmproj.gguf", n_embd_text=64),
         "mmproj48": write_tiny_mmproj(folder / "mmproj48.gguf", n_embd_text=48),
     }
@@ -30,7 +30,7 @@ def _pair(vision_files, model="lm", mmproj="mmproj"):
 def test_matching_pair_passes(vision_files):
     model_meta, mm_meta, mm_shapes, mm_types = _pair(vision_files)
     vv.check_mmproj_pair(model_meta, mm_meta, mm_shapes, mmproj_value_types=mm_types)
-    assert vv.check_mmproj(mm_meta, mm_shapes, "mmproj") == 64
+    assert vv.check_projector(mm_meta, mm_shapes, "mmproj") == 64
     assert vv.check_language_model(model_meta, "lm") == 64
 
 
@@ -61,44 +61,44 @@ def test_wrong_value_type_is_caught_before_the_loader_aborts(tmp_path):
     path = write_tiny_mmproj(tmp_path / "i32.gguf", 64, metadata_overrides={"clip.vision.image_size": 32})
     meta, shapes, types = read_gguf(path)
     with pytest.raises(ModelFileError, match="clip.vision.image_size is int32, expected uint32"):
-        vv.check_mmproj(meta, shapes, "i32.gguf", types)
+        vv.check_projector(meta, shapes, "i32.gguf", types)
 
 
 def test_string_projector_type_of_wrong_type(tmp_path):
     path = write_tiny_mmproj(tmp_path / "pt.gguf", 64, metadata_overrides={"clip.projector_type": 7})
     meta, shapes, types = read_gguf(path)
     with pytest.raises(ModelFileError, match="clip.projector_type is int32, expected string"):
-        vv.check_mmproj(meta, shapes, "pt.gguf", types)
+        vv.check_projector(meta, shapes, "pt.gguf", types)
 
 
 def test_unknown_projector_type(tmp_path):
     path = write_tiny_mmproj(tmp_path / "unk.gguf", 64, projector_type="nonsense")
     meta, shapes, types = read_gguf(path)
     with pytest.raises(ModelFileError, match="projector type 'nonsense' is not supported"):
-        vv.check_mmproj(meta, shapes, "unk.gguf", types)
+        vv.check_projector(meta, shapes, "unk.gguf", types)
 
 
 def test_audio_only_projector_has_no_vision_encoder(vision_files):
     _, meta, shapes, _ = _pair(vision_files)
     meta = {**meta, "clip.has_vision_encoder": False, "clip.has_audio_encoder": True}
     with pytest.raises(ModelFileError, match="no vision encoder"):
-        vv.check_mmproj(meta, shapes, "audio.gguf")
+        vv.check_projector(meta, shapes, "audio.gguf")
 
 
 def test_missing_hparam_and_zero_patch_size(vision_files):
     _, meta, shapes, _ = _pair(vision_files)
     without = {k: v for k, v in meta.items() if k != "clip.vision.image_size"}
     with pytest.raises(ModelFileError, match="missing metadata clip.vision.image_size"):
-        vv.check_mmproj(without, shapes, "m")
+        vv.check_projector(without, shapes, "m")
     with pytest.raises(ModelFileError, match="patch_size is 0"):
-        vv.check_mmproj({**meta, "clip.vision.patch_size": 0}, shapes, "m")
+        vv.check_projector({**meta, "clip.vision.patch_size": 0}, shapes, "m")
 
 
 def test_mlp_without_second_layer_is_incomplete(vision_files):
     _, meta, shapes, _ = _pair(vision_files)
     shapes = {k: v for k, v in shapes.items() if not k.startswith("mm.2.")}
     with pytest.raises(ModelFileError, match="without mm.2.weight"):
-        vv.check_mmproj(meta, shapes, "m")
+        vv.check_projector(meta, shapes, "m")
 
 
 @pytest.mark.parametrize(

@@ -114,3 +114,23 @@ def kv_cache_mb(info: Any, n_ctx: int) -> int:
         return 0
     kv_width = embd * kv_heads // max(heads, 1)
     return 2 * layers * n_ctx * kv_width * 2 // (1 << 20)
+
+
+def load_vision_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
+                       n_threads: int | None, seed: int | None, force: bool) -> Any:
+    """Validate the model and its mmproj as a pair, check memory, load both with a spinner."""
+    from offgrid.engines.llama_vision import LlamaVisionEngine
+    from offgrid.models.validate_vision import check_vision_files
+
+    info, _ = check_vision_files(model.path, model.files["mmproj"])
+    n_ctx = ctx or (model.entry.ctx if model.entry and model.entry.ctx else DEFAULT_CTX)
+    store.check_memory(model.size, kv_cache_mb(info, n_ctx) + 300, force=force)
+    with out.status(f"loading {model.name} and its vision projector"):
+        try:
+            return LlamaVisionEngine(model.path, model.files["mmproj"], n_ctx=n_ctx,
+                                     n_threads=threads(n_threads), seed=seed,
+                                     chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
+                                     info=info, model_name=model.name)
+        except MemoryError:
+            raise OffgridError("not enough memory to load the model",
+                               hint="pick a smaller model or lower --ctx") from None

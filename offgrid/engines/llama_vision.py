@@ -1,13 +1,15 @@
-"""Vision through llama-cpp-python's libmtmd: a language model, its mmproj, images in the context.
+"""Vision through llama-cpp-python's libmtmd: a GGUF language model, its mmproj, and images.
 
-A `VisionChat` keeps one conversation about a set of images. Each turn renders the whole
-conversation with the model's own chat template, tokenizes it with mtmd (text chunks and image
-chunks), and evaluates only what the context does not already hold: the images are encoded
-once, and follow-up questions cost only their own tokens. Generation then runs through
-`Llama.create_completion`, whose prefix match reuses the evaluated context.
+`LlamaVisionEngine` is a `LlamaEngine` (same prompt rendering, sampling, streaming and stats)
+whose conversation starts with attached images. Each turn renders the whole conversation with
+the model's chat template, puts one media marker per image at the start of the first user
+message, tokenizes it with mtmd (text chunks and image chunks), and evaluates only what the
+KV cache does not already hold: images are encoded once, and a follow-up question costs only
+its own tokens. Generation then runs through the parent's `create_completion` stream, whose
+prefix match finds the whole prompt already evaluated.
 
-(MTMDChatHandler, the binding's own vision path, resets the context and re-encodes every image
-on every call, and only opens the mmproj at the first completion; hence this module.)
+Why not the binding's MTMDChatHandler: it resets the context and re-encodes every image on
+every call, and only opens the mmproj at the first completion (so a bad one fails late).
 """
 
 from __future__ import annotations
@@ -15,346 +17,300 @@ from __future__ import annotations
 import ctypes
 import hashlib
 import time
-from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offgrid.errors import EngineError, InputError
+from offgrid.engines import native
+from offgrid.engines.base import GenerationSettings, Message, VisionStats
+from offgrid.engines.llama import ContextOverflowError, LlamaEngine, native_log_callback
+from offgrid.errors import EngineError, InputError, ModelFileError
+from offgrid.models.validate import GGUFInfo
 
-_IMAGE_CHUNK_TYPES = (1, 2)  # MTMD_INPUT_CHUNK_TYPE_IMAGE, _AUDIO
-
-
-@dataclass
-class VisionStats:
-    """What one answer cost."""
-
-    image_encode_s: float = 0.0
-    images_encoded: int = 0
-    prompt_tokens: int = 0
-    prompt_eval_s: float = 0.0
-    completion_tokens: int = 0
-    generation_s: float = 0.0
-
-    @property
-    def tokens_per_s(self) -> float:
-        return self.completion_tokens / self.generation_s if self.generation_s > 0 else 0.0
+_MEDIA_CHUNKS = (1, 2)  # MTMD_INPUT_CHUNK_TYPE_IMAGE, MTMD_INPUT_CHUNK_TYPE_AUDIO
 
 
 @dataclass(frozen=True)
-class _ImageSlot:
-    """An image chunk in the context: which image, how many cells and positions it takes."""
+class ImageSlot:
+    """An image chunk in the KV cache: which image, and the cells and positions it takes."""
 
     key: str
     n_tokens: int
     n_pos: int
 
 
-@dataclass
-class _Turn:
-    role: str
-    text: str
-    images: Sequence[Any] = field(default_factory=tuple)  # PreparedImage-like: .data, .data_uri()
+class LlamaVisionEngine(LlamaEngine):
+    """A language model plus its vision projector, answering about attached images."""
 
+    def __init__(self, model_path: Path, mmproj_path: Path, *, n_ctx: int = 4096,
+                 n_threads: int | None = None, seed: int | None = None,
+                 chat_format: str | None = None, info: GGUFInfo | None = None,
+                 model_name: str | None = None):
+        super().__init__(model_path, n_ctx=n_ctx, n_threads=n_threads, seed=seed,
+                         chat_format=chat_format, info=info, model_name=model_name)
+        try:
+            self._mtmd = _open_mtmd(mmproj_path, self.llm)
+        except BaseException:
+            super().close()
+            raise
+        self.images: list[Any] = []
+        self.stats: VisionStats = VisionStats()
+        self._context: list[int | ImageSlot] = []  # what the KV cache holds, in order
+        self._image_tokens: dict[str, int] = {}
 
-class VisionChat:
-    """One conversation about images with a loaded Llama + mtmd context. Close it when done."""
+    # --- the VisionEngine interface --------------------------------------------------------
+    def attach(self, images: Sequence[Any]) -> None:
+        """Images (with .data bytes and .source) that open the conversation."""
+        self.images = list(images)
 
-    def __init__(self, llama: Any, mtmd_ctx: Any, *, system_prompt: str | None = None,
-                 last_native_error: Callable[[], str | None] = lambda: None):
-        self._llama = llama
-        self._mtmd_ctx = mtmd_ctx
-        self._turns: list[_Turn] = []
-        if system_prompt:
-            self._turns.append(_Turn("system", system_prompt))
-        self._context: list[int | _ImageSlot] = []  # what the KV cache holds, unit by unit
-        self._last_native_error = last_native_error
-        self._formatter = self._make_formatter()
+    def count_chat_tokens(self, messages: list[Message], **template_kwargs: Any) -> int:
+        """Context cells the prompt takes: its text tokens plus every image's tokens."""
+        text, has_bos, _ = self.render(self._with_markers(messages), **template_kwargs)
+        text_only = text.replace(_marker(), "")
+        images = sum(self._tokens_of_image(image) for image in self._images_in(messages))
+        return len(self.tokenize(text_only, add_bos=not has_bos)) + images
 
-    # --- public -------------------------------------------------------------------------
-
-    def ask(
-        self,
-        question: str,
-        images: Sequence[Any] = (),
-        *,
-        max_tokens: int = 512,
-        temperature: float = 0.2,
-        stats: VisionStats | None = None,
-    ) -> Iterator[str]:
-        """Stream the answer to `question` (with `images` attached to it) as text pieces."""
-        stats = stats if stats is not None else VisionStats()
-        self._turns.append(_Turn("user", question, tuple(images)))
-        prompt = self._evaluate_conversation(stats)
-        yield from self._generate(prompt, max_tokens, temperature, stats)
+    def chat(self, messages: list[Message], settings: GenerationSettings,
+             **template_kwargs: Any) -> Iterator[str]:
+        """Stream the reply to *messages*, the attached images going with the first user turn."""
+        text, has_bos, stop = self.render(self._with_markers(messages), **template_kwargs)
+        return self._answer(text, has_bos, stop, self._images_in(messages), settings)
 
     def close(self) -> None:
-        """Free the mtmd context (the Llama is closed by its owner)."""
-        if self._mtmd_ctx is not None:
+        mtmd = getattr(self, "_mtmd", None)
+        if mtmd is not None:
             from llama_cpp import mtmd_cpp
 
-            mtmd_cpp.mtmd_free(self._mtmd_ctx)
-            self._mtmd_ctx = None
+            mtmd_cpp.mtmd_free(mtmd)
+            self._mtmd = None
+        super().close()
 
-    # --- prompt -------------------------------------------------------------------------
+    # --- prompt ------------------------------------------------------------------------------
+    def _images_in(self, messages: list[Message]) -> list[Any]:
+        return self.images if any(m["role"] == "user" for m in messages) else []
 
-    def _make_formatter(self):
-        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+    def _with_markers(self, messages: list[Message]) -> list[Message]:
+        """The messages with one media marker per attached image opening the first user turn
+        (where llama.cpp's own tools put them)."""
+        result = [dict(m) for m in messages]
+        for message in result:
+            if message["role"] == "user" and self.images:
+                message["content"] = _marker() * len(self.images) + str(message["content"])
+                break
+        return result
 
-        llama = self._llama
-        template = llama.metadata.get("tokenizer.chat_template")
-        if not template:
-            raise EngineError("the model has no chat template (tokenizer.chat_template); it cannot take images")
-        self._bos = _piece(llama, llama.token_bos())
-        self._eos = _piece(llama, llama.token_eos())
-        return Jinja2ChatFormatter(template=template, eos_token=self._eos, bos_token=self._bos)
+    # --- evaluation ---------------------------------------------------------------------------
+    def _answer(self, text: str, has_bos: bool, stop: list[str], images: list[Any],
+                settings: GenerationSettings) -> Iterator[str]:
+        stats = self.stats = VisionStats()
+        began = time.perf_counter()
+        prompt = self._evaluate(text, has_bos, images, stats)
+        evaluated_in = time.perf_counter() - began
+        if len(prompt) >= self.n_ctx:
+            raise ContextOverflowError(len(prompt), self.n_ctx)
+        room = self.n_ctx - len(prompt)
+        max_tokens = min(settings.max_tokens or room, room)
+        counted = VisionStats()
+        try:
+            yield from self._stream(prompt, text, stop + list(settings.stop), settings,
+                                    max_tokens, counted)
+        finally:
+            # The prompt was evaluated above, so every eval call in _stream was a reply token.
+            reply_evals = sum(len(call) for call in self._eval_calls)
+            stats.completion_tokens = reply_evals + (1 if counted.completion_tokens else 0)
+            stats.finish_reason = counted.finish_reason
+            stats.generation_seconds = counted.generation_seconds
+            stats.prompt_seconds = evaluated_in + counted.prompt_seconds
+            stats.time_to_first_token = evaluated_in + counted.time_to_first_token
+            self._context.extend(int(t) for t in self.llm.input_ids[len(prompt):self.llm.n_tokens])
 
-    def _render(self) -> tuple[str, list[str]]:
+    def _evaluate(self, text: str, has_bos: bool, images: list[Any], stats: VisionStats) -> list[int]:
+        """Put the prompt in the KV cache, reusing what is there; return its token ids."""
         from llama_cpp import mtmd_cpp
 
-        marker = mtmd_cpp.mtmd_default_marker().decode("utf-8")
-        messages: list[dict[str, Any]] = []
-        for turn in self._turns:
-            if turn.role == "user":
-                parts = [{"type": "text", "text": marker} for _ in turn.images]
-                parts.append({"type": "text", "text": turn.text})
-                messages.append({"role": "user", "content": parts})
-            else:
-                messages.append({"role": turn.role, "content": turn.text})
+        chunks = self._tokenize(text, has_bos, images)
         try:
-            text = self._formatter(messages=messages).prompt
-        except Exception as exc:  # a template may raise anything (jinja errors, raise_exception)
-            raise EngineError(f"the model's chat template failed: {exc}") from exc
-        if self._bos and text.startswith(self._bos):
-            text = text[len(self._bos):]  # mtmd adds BOS itself when the model wants one
-        return text, [t for turn in self._turns for t in _image_keys(turn.images)]
-
-    # --- evaluation ---------------------------------------------------------------------
-
-    def _evaluate_conversation(self, stats: VisionStats) -> list[int]:
-        from llama_cpp import mtmd_cpp
-
-        text, _ = self._render()
-        images = [image for turn in self._turns for image in turn.images]
-        chunks = self._tokenize(text, images)
-        try:
-            units = self._units(chunks, images)
-            reuse = _common_prefix(self._context, units)
+            units = self._units(chunks)
+            flat = _flatten(units)
+            stats.prompt_tokens = sum(u.n_tokens if isinstance(u, ImageSlot) else 1 for u in flat)
+            if stats.prompt_tokens >= self.n_ctx:
+                raise ContextOverflowError(stats.prompt_tokens, self.n_ctx)
+            reuse = _common_prefix(self._context, flat)
             self._truncate_to(reuse)
-            self._evaluate_units(chunks, units, reuse, stats)
+            self._evaluate_from(chunks, units, reuse, stats)
         finally:
             mtmd_cpp.mtmd_input_chunks_free(chunks)
-        return list(self._llama.input_ids[: self._llama.n_tokens])
+        return [int(t) for t in self.llm.input_ids[: self.llm.n_tokens]]
 
-    def _tokenize(self, text: str, images: Sequence[Any]):
+    def _tokenize(self, text: str, has_bos: bool, images: list[Any]) -> Any:
         from llama_cpp import mtmd_cpp
 
-        bitmaps = []
+        bitmaps = [self._bitmap(image) for image in images]
         try:
-            for image in images:
-                buffer = (ctypes.c_uint8 * len(image.data)).from_buffer_copy(image.data)
-                bitmap = mtmd_cpp.mtmd_helper_bitmap_init_from_buf(self._mtmd_ctx, buffer, len(image.data), False)
-                if not bitmap:
-                    raise InputError(f"the engine could not decode {getattr(image, 'source', 'an image')}")
-                mtmd_cpp.mtmd_bitmap_set_id(bitmap, _image_key(image).encode())
-                bitmaps.append(bitmap)
             encoded = text.encode("utf-8")
-            input_text = mtmd_cpp.mtmd_input_text()
-            input_text.text = encoded
-            input_text.text_len = len(encoded)
-            input_text.add_special = True
-            input_text.parse_special = True
+            source = mtmd_cpp.mtmd_input_text()
+            source.text, source.text_len = encoded, len(encoded)
+            source.add_special, source.parse_special = not has_bos, True
             chunks = mtmd_cpp.mtmd_input_chunks_init()
             array = (mtmd_cpp.mtmd_bitmap_p_ctypes * len(bitmaps))(*bitmaps)
-            result = mtmd_cpp.mtmd_tokenize(self._mtmd_ctx, chunks, ctypes.byref(input_text), array, len(bitmaps))
+            result = mtmd_cpp.mtmd_tokenize(self._mtmd, chunks, ctypes.byref(source), array,
+                                            len(bitmaps))
             if result != 0:
                 mtmd_cpp.mtmd_input_chunks_free(chunks)
-                raise EngineError(self._native_message(f"could not tokenize the prompt with its images (code {result})"))
+                problem = "the prompt and images do not match" if result == 1 else "preprocessing failed"
+                raise EngineError(f"could not prepare the images for the model ({problem}): "
+                                  f"{_first_line(native.last_native_error('no details'))}")
             return chunks
         finally:
             for bitmap in bitmaps:
                 mtmd_cpp.mtmd_bitmap_free(bitmap)
 
-    def _units(self, chunks, images: Sequence[Any]) -> list[list[int] | _ImageSlot]:
-        """Per chunk: its text tokens, or an _ImageSlot."""
+    def _bitmap(self, image: Any) -> Any:
         from llama_cpp import mtmd_cpp
 
-        units: list[list[int] | _ImageSlot] = []
-        for i in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
-            chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, i)
-            kind = mtmd_cpp.mtmd_input_chunk_get_type(chunk)
-            if kind in _IMAGE_CHUNK_TYPES:
+        data = bytes(image.data)
+        buffer = (ctypes.c_uint8 * len(data)).from_buffer_copy(data)
+        bitmap = mtmd_cpp.mtmd_helper_bitmap_init_from_buf(self._mtmd, buffer, len(data), False)
+        if not bitmap:
+            raise InputError(f"the engine could not decode {getattr(image, 'source', 'an image')}")
+        mtmd_cpp.mtmd_bitmap_set_id(bitmap, _image_key(image).encode())
+        return bitmap
+
+    def _tokens_of_image(self, image: Any) -> int:
+        """How many context cells an image takes (tokenized once, then remembered)."""
+        key = _image_key(image)
+        if key not in self._image_tokens:
+            from llama_cpp import mtmd_cpp
+
+            chunks = self._tokenize(_marker(), True, [image])
+            try:
+                units = self._units(chunks)
+            finally:
+                mtmd_cpp.mtmd_input_chunks_free(chunks)
+            self._image_tokens[key] = sum(u.n_tokens for u in units if isinstance(u, ImageSlot))
+        return self._image_tokens[key]
+
+    def _units(self, chunks: Any) -> list[list[int] | ImageSlot]:
+        """Per chunk: its text tokens, or an ImageSlot."""
+        from llama_cpp import mtmd_cpp
+
+        units: list[list[int] | ImageSlot] = []
+        for index in range(mtmd_cpp.mtmd_input_chunks_size(chunks)):
+            chunk = mtmd_cpp.mtmd_input_chunks_get(chunks, index)
+            if mtmd_cpp.mtmd_input_chunk_get_type(chunk) in _MEDIA_CHUNKS:
                 key = (mtmd_cpp.mtmd_input_chunk_get_id(chunk) or b"").decode()
-                units.append(_ImageSlot(key, mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk),
-                                        mtmd_cpp.mtmd_input_chunk_get_n_pos(chunk)))
+                slot = ImageSlot(key, mtmd_cpp.mtmd_input_chunk_get_n_tokens(chunk),
+                                 mtmd_cpp.mtmd_input_chunk_get_n_pos(chunk))
+                self._image_tokens.setdefault(key, slot.n_tokens)
+                units.append(slot)
             else:
                 count = ctypes.c_size_t()
                 tokens = mtmd_cpp.mtmd_input_chunk_get_tokens_text(chunk, ctypes.byref(count))
-                units.append([tokens[j] for j in range(count.value)])
+                units.append([int(tokens[j]) for j in range(count.value)])
         return units
 
     def _truncate_to(self, reuse: int) -> None:
-        """Keep the first `reuse` context units, drop the rest from the KV cache."""
-        llama = self._llama
+        """Keep the first *reuse* units of the cache; drop everything after them."""
         kept = self._context[:reuse]
-        position = sum(unit.n_pos if isinstance(unit, _ImageSlot) else 1 for unit in kept)
-        if reuse == 0:
-            llama.reset()
-            llama._ctx.kv_cache_clear()
+        position = sum(u.n_pos if isinstance(u, ImageSlot) else 1 for u in kept)
+        if position == 0:
+            self.llm.reset()
+            self.llm._ctx.kv_cache_clear()
         else:
-            llama._ctx.kv_cache_seq_rm(-1, position, -1)
-            llama.n_tokens = position
+            self.llm._ctx.kv_cache_seq_rm(-1, position, -1)
+            self.llm.n_tokens = position
         self._context = kept
 
-    def _evaluate_units(self, chunks, units, reuse: int, stats: VisionStats) -> None:
-        from llama_cpp import llama_cpp as lc
+    def _evaluate_from(self, chunks: Any, units: list[list[int] | ImageSlot], reuse: int,
+                       stats: VisionStats) -> None:
+        """Evaluate every unit after the first *reuse* ones, chunk by chunk."""
         from llama_cpp import mtmd_cpp
 
-        llama = self._llama
-        flat = _flatten(units)
-        todo = flat[reuse:]
-        needed = llama.n_tokens + sum(u.n_pos if isinstance(u, _ImageSlot) else 1 for u in todo)
-        if needed >= llama.n_ctx():
-            raise InputError(
-                f"the images and conversation need {needed} tokens, more than the context of {llama.n_ctx()}",
-                hint="raise --ctx, or ask about fewer or smaller images",
-            )
-        # walk chunk by chunk; the first `reuse` units are already in the cache
         done = 0
         for index, unit in enumerate(units):
-            size = 1 if isinstance(unit, _ImageSlot) else len(unit)
-            start, done = done, done + size
+            start = done
+            done += 1 if isinstance(unit, ImageSlot) else len(unit)
             if done <= reuse:
                 continue
-            if isinstance(unit, _ImageSlot):
-                self._evaluate_image(mtmd_cpp.mtmd_input_chunks_get(chunks, index), unit, stats, lc)
+            if isinstance(unit, ImageSlot):
+                self._encode_image(mtmd_cpp.mtmd_input_chunks_get(chunks, index), unit, stats)
             else:
                 tokens = unit[max(0, reuse - start):]
-                began = time.perf_counter()
-                llama.eval(tokens)
-                stats.prompt_eval_s += time.perf_counter() - began
-                stats.prompt_tokens += len(tokens)
+                self.llm.eval(tokens)
+                stats.prompt_tokens_evaluated += len(tokens)
                 self._context.extend(tokens)
 
-    def _evaluate_image(self, chunk, slot: _ImageSlot, stats: VisionStats, lc) -> None:
+    def _encode_image(self, chunk: Any, slot: ImageSlot, stats: VisionStats) -> None:
+        from llama_cpp import llama_cpp as lib
         from llama_cpp import mtmd_cpp
 
-        llama = self._llama
-        llama._ctx.kv_cache_seq_rm(-1, llama.n_tokens, -1)
-        new_n_past = lc.llama_pos(0)
+        llm = self.llm
+        llm._ctx.kv_cache_seq_rm(-1, llm.n_tokens, -1)
+        new_n_past = lib.llama_pos(0)
         began = time.perf_counter()
         result = mtmd_cpp.mtmd_helper_eval_chunk_single(
-            self._mtmd_ctx, llama._ctx.ctx, chunk, lc.llama_pos(llama.n_tokens), lc.llama_seq_id(0),
-            llama.n_batch, False, ctypes.byref(new_n_past),
-        )
-        stats.image_encode_s += time.perf_counter() - began
+            self._mtmd, llm._ctx.ctx, chunk, lib.llama_pos(llm.n_tokens), lib.llama_seq_id(0),
+            llm.n_batch, False, ctypes.byref(new_n_past))
+        stats.image_seconds += time.perf_counter() - began
         if result != 0:
-            raise EngineError(self._native_message(f"could not encode the image (code {result})"))
+            raise EngineError("the model could not encode the image: "
+                              f"{_first_line(native.last_native_error(f'error {result}'))}")
         stats.images_encoded += 1
-        stats.prompt_tokens += slot.n_tokens
-        llama.n_tokens = new_n_past.value
+        stats.prompt_tokens_evaluated += slot.n_tokens
+        llm.n_tokens = new_n_past.value
         self._context.append(slot)
 
-    # --- generation ---------------------------------------------------------------------
 
-    def _generate(self, prompt: list[int], max_tokens: int, temperature: float, stats: VisionStats) -> Iterator[str]:
-        llama = self._llama
-        answer: list[str] = []
-        began = time.perf_counter()
-        try:
-            for chunk in llama.create_completion(
-                prompt=prompt, max_tokens=max_tokens, temperature=temperature,
-                stop=[self._eos] if self._eos else [], stream=True,
-            ):
-                piece = chunk["choices"][0]["text"]
-                if piece:
-                    answer.append(piece)
-                    yield piece
-        except ValueError as exc:  # e.g. "Requested tokens exceed context window"
-            raise EngineError(str(exc)) from exc
-        finally:
-            stats.generation_s += time.perf_counter() - began
-            stats.completion_tokens += max(0, llama.n_tokens - len(prompt)) + 1
-            self._turns.append(_Turn("assistant", "".join(answer)))
-            # whatever the sampler evaluated after the prompt is in the cache too
-            self._context.extend(int(t) for t in llama.input_ids[len(prompt):llama.n_tokens])
+def _open_mtmd(mmproj_path: Path, llm: Any) -> Any:
+    """libmtmd's context for *mmproj_path* on top of the loaded model, logs routed."""
+    from llama_cpp import mtmd_cpp
 
-    def _native_message(self, fallback: str) -> str:
-        detail = self._last_native_error()
-        return f"{fallback}: {detail}" if detail else fallback
+    mtmd_cpp.mtmd_helper_log_set(native_log_callback(), ctypes.c_void_p(0))
+    params = mtmd_cpp.mtmd_context_params_default()
+    params.use_gpu = False
+    params.print_timings = False
+    params.n_threads = llm.n_threads
+    ctx = mtmd_cpp.mtmd_init_from_file(str(mmproj_path).encode(), llm.model, params)
+    if not ctx:
+        reason = _first_line(native.last_native_error("unknown error"))
+        raise ModelFileError(f"llama.cpp could not load the vision projector {mmproj_path.name}: {reason}")
+    if not mtmd_cpp.mtmd_support_vision(ctx):
+        mtmd_cpp.mtmd_free(ctx)
+        raise ModelFileError(f"{mmproj_path.name} has no vision encoder")
+    return ctx
 
 
-def _flatten(units: Sequence[list[int] | _ImageSlot]) -> list[int | _ImageSlot]:
-    flat: list[int | _ImageSlot] = []
+def _marker() -> str:
+    from llama_cpp import mtmd_cpp
+
+    return mtmd_cpp.mtmd_default_marker().decode("utf-8")
+
+
+def _flatten(units: Sequence[list[int] | ImageSlot]) -> list[int | ImageSlot]:
+    flat: list[int | ImageSlot] = []
     for unit in units:
-        if isinstance(unit, _ImageSlot):
+        if isinstance(unit, ImageSlot):
             flat.append(unit)
         else:
             flat.extend(unit)
     return flat
 
 
-def _common_prefix(cached: Sequence[int | _ImageSlot], units: Sequence[list[int] | _ImageSlot]) -> int:
-    """How many leading units the cache already holds; never stops inside an image."""
-    flat = _flatten(units)
+def _common_prefix(cached: Sequence[int | ImageSlot], wanted: Sequence[int | ImageSlot]) -> int:
+    """How many leading units of *wanted* the cache already holds. The last one is always
+    evaluated again, so that sampling starts from fresh logits."""
     count = 0
-    for have, want in zip(cached, flat):
+    for have, want in zip(cached, wanted):
         if have != want:
             break
         count += 1
-    if count == len(flat):  # generation needs fresh logits: re-evaluate the last token
-        count -= 1
-    return max(count, 0)
+    return min(count, max(len(wanted) - 1, 0))
 
 
 def _image_key(image: Any) -> str:
-    return hashlib.sha1(image.data).hexdigest()[:16]
+    return hashlib.sha256(bytes(image.data)).hexdigest()[:24]
 
 
-def _image_keys(images: Sequence[Any]) -> list[str]:
-    return [_image_key(image) for image in images]
-
-
-def _piece(llama: Any, token: int) -> str:
-    if token < 0:
-        return ""
-    return llama.detokenize([token], special=True).decode("utf-8", errors="ignore")
-
-
-def open_vision_chat(
-    model_path: Path,
-    mmproj_path: Path,
-    *,
-    n_ctx: int = 2048,
-    n_threads: int | None = None,
-    system_prompt: str | None = None,
-    last_native_error: Callable[[], str | None] = lambda: None,
-) -> tuple[Any, VisionChat]:
-    """Load the model and its mmproj now (not at the first answer); return (llama, chat)."""
-    import llama_cpp
-    from llama_cpp import mtmd_cpp
-
-    try:
-        llama = llama_cpp.Llama(model_path=str(model_path), n_ctx=n_ctx, n_threads=n_threads, verbose=False)
-    except ValueError as exc:
-        raise EngineError(_with_detail(f"could not load {model_path.name}", last_native_error())) from exc
-    try:
-        params = mtmd_cpp.mtmd_context_params_default()
-        params.use_gpu = False
-        params.print_timings = False
-        params.n_threads = llama.n_threads
-        mtmd_ctx = mtmd_cpp.mtmd_init_from_file(str(mmproj_path).encode(), llama.model, params)
-        if not mtmd_ctx:
-            raise EngineError(_with_detail(f"could not load the vision projector {mmproj_path.name}", last_native_error()))
-        chat = VisionChat(llama, mtmd_ctx, system_prompt=system_prompt, last_native_error=last_native_error)
-        if not mtmd_cpp.mtmd_support_vision(mtmd_ctx):
-            chat.close()
-            raise EngineError(f"{mmproj_path.name} has no vision encoder")
-    except BaseException:
-        llama.close()
-        raise
-    return llama, chat
-
-
-def _with_detail(message: str, detail: str | None) -> str:
-    return f"{message}: {detail}" if detail else message
+def _first_line(text: str) -> str:
+    return text.strip().splitlines()[0] if text.strip() else text

@@ -13,9 +13,11 @@ tensor name to its shape in ggml order (`ne`, as `gguf.GGUFReader` reports it), 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from offgrid.errors import ModelFileError
+from offgrid.models.validate import GGUFInfo, check_mmproj, check_text_model
 
 # gguf.GGUFValueType numbers, spelled out so this module needs no import of gguf
 _UINT32, _INT32, _FLOAT32, _BOOL, _STRING, _ARRAY = 4, 5, 6, 7, 8, 9
@@ -167,7 +169,7 @@ def check_language_model(metadata: Mapping[str, Any], name: str) -> int:
     return width
 
 
-def check_mmproj(
+def check_projector(
     metadata: Mapping[str, Any],
     tensor_shapes: Mapping[str, tuple[int, ...]],
     name: str,
@@ -204,13 +206,47 @@ def check_mmproj_pair(
 ) -> None:
     """Raise ModelFileError (one line) unless the mmproj is a vision projector made for this model."""
     text_width = check_language_model(model_metadata, model_name)
-    projector_width = check_mmproj(mmproj_metadata, mmproj_tensor_shapes, mmproj_name, mmproj_value_types)
+    projector_width = check_projector(mmproj_metadata, mmproj_tensor_shapes, mmproj_name, mmproj_value_types)
     if projector_width is not None and projector_width != text_width:
         raise ModelFileError(
             f"{mmproj_name} does not match {model_name}: the projector outputs {projector_width}-wide "
             f"embeddings, the model takes {text_width}",
             hint="use the mmproj file published with this model",
         )
+
+
+def check_vision_files(model_path: Path, mmproj_path: Path) -> tuple[GGUFInfo, GGUFInfo]:
+    """Both files of a vision model, checked as files and as a pair, before llama.cpp opens
+    them; returns their parsed headers (model, mmproj)."""
+    model = check_text_model(model_path)
+    mmproj = check_mmproj(mmproj_path)
+    check_mmproj_pair(model.metadata, mmproj.metadata, tensor_shapes(mmproj),
+                      model_name=model.path.name, mmproj_name=mmproj.path.name,
+                      mmproj_value_types=mmproj.value_types)
+    return model, mmproj
+
+
+def choose_mmproj(model_path: Path, candidates: list[Path]) -> Path:
+    """The first of *candidates* that pairs with the model; the last reason when none does."""
+    model = check_text_model(model_path)
+    problem: ModelFileError | None = None
+    for candidate in candidates:
+        try:
+            mmproj = check_mmproj(candidate)
+            check_mmproj_pair(model.metadata, mmproj.metadata, tensor_shapes(mmproj),
+                              model_name=model.path.name, mmproj_name=candidate.name,
+                              mmproj_value_types=mmproj.value_types)
+            return candidate
+        except ModelFileError as exc:
+            problem = exc
+    if problem is None:
+        raise ModelFileError(f"no mmproj file to pair with {model.path.name}")
+    raise problem
+
+
+def tensor_shapes(info: GGUFInfo) -> dict[str, tuple[int, ...]]:
+    """name -> shape (ggml order) from a parsed header."""
+    return {name: dims for name, (dims, _) in info.tensors.items()}
 
 
 def _check_vision_hparams(metadata: Mapping[str, Any], name: str) -> None:

@@ -1,5 +1,6 @@
 """Tiny random-weight GGUF models for vision tests: a llama language model and a CLIP mmproj.
 
+The language model is the shared tiny llama with a chat template that takes image messages.
 The mmproj is a LLaVA-style CLIP vision encoder with an `mlp` projector, shaped the way
 llama.cpp's clip loader (tools/mtmd/clip.cpp) reads it: 32-pixel images, 8-pixel patches
 (16 patches → 16 image tokens), and a projector whose output width equals the language
@@ -16,25 +17,24 @@ from typing import Any
 
 import numpy as np
 
-TINY_CHAT_TEMPLATE = (
+from tests.tinymodels.llama import write_tiny_llama
+
+# ChatML that also accepts list content (text parts), as the mtmd chat handler sends it
+VISION_CHAT_TEMPLATE = (
     "{% for message in messages %}"
-    "<|{{ message['role'] }}|>\n"
+    "<|im_start|>{{ message['role'] }}\n"
     "{% if message['content'] is string %}{{ message['content'] }}"
     "{% else %}{% for part in message['content'] %}"
     "{% if part['type'] == 'text' %}{{ part['text'] }}{% endif %}"
-    "{% endfor %}{% endif %}\n"
+    "{% endfor %}{% endif %}<|im_end|>\n"
     "{% endfor %}"
-    "{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
+    "{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
 
-_WORDS = [
-    "the", "a", "image", "photo", "shows", "total", "amount", "date", "due", "red", "blue",
-    "green", "square", "circle", "cat", "dog", "invoice", "not", "mentioned", "is", "of",
-]
 
-
-def _rng(seed: int) -> np.random.Generator:
-    return np.random.default_rng(seed)
+def write_tiny_vision_llama(path: Path, n_embd: int = 64, seed: int = 0) -> Path:
+    """The shared tiny llama (tests/tinymodels/llama.py) with a template for image messages."""
+    return write_tiny_llama(path, n_embd=n_embd, chat_template=VISION_CHAT_TEMPLATE, seed=seed)
 
 
 def _weights(rng: np.random.Generator, *shape: int, scale: float = 0.02) -> np.ndarray:
@@ -47,76 +47,6 @@ def _ones(n: int) -> np.ndarray:
 
 def _zeros(n: int) -> np.ndarray:
     return np.zeros(n, dtype=np.float32)
-
-
-def _spm_vocab() -> tuple[list[str], list[float], list[int]]:
-    """A SentencePiece-style vocab: specials, 256 byte-fallback tokens, characters, words."""
-    normal, unknown, control, byte = 1, 2, 3, 6
-    tokens = ["<unk>", "<s>", "</s>"]
-    types = [unknown, control, control]
-    tokens += [f"<0x{b:02X}>" for b in range(256)]
-    types += [byte] * 256
-    pieces = ["▁"] + [chr(c) for c in range(33, 127)] + ["▁" + w for w in _WORDS]
-    tokens += pieces
-    types += [normal] * len(pieces)
-    scores = [0.0] * 259 + [-float(i) for i in range(len(pieces))]
-    # longer pieces should win the SentencePiece merge: give words the best scores
-    scores[-len(_WORDS):] = [10.0 - i * 0.01 for i in range(len(_WORDS))]
-    return tokens, scores, types
-
-
-def write_tiny_llama(
-    path: Path,
-    n_embd: int = 64,
-    n_layer: int = 2,
-    n_head: int = 4,
-    n_ff: int = 128,
-    n_ctx: int = 512,
-    chat_template: str | None = TINY_CHAT_TEMPLATE,
-    seed: int = 0,
-) -> Path:
-    """Write a random-weight llama GGUF with a SentencePiece tokenizer and a chat template."""
-    import gguf
-
-    rng = _rng(seed)
-    tokens, scores, types = _spm_vocab()
-    n_vocab = len(tokens)
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_string("general.name", "tiny-llama")
-    writer.add_uint32("llama.context_length", n_ctx)
-    writer.add_uint32("llama.embedding_length", n_embd)
-    writer.add_uint32("llama.block_count", n_layer)
-    writer.add_uint32("llama.feed_forward_length", n_ff)
-    writer.add_uint32("llama.attention.head_count", n_head)
-    writer.add_uint32("llama.attention.head_count_kv", n_head)
-    writer.add_uint32("llama.rope.dimension_count", n_embd // n_head)
-    writer.add_float32("llama.attention.layer_norm_rms_epsilon", 1e-5)
-    writer.add_uint32("general.file_type", 0)  # all F32
-    writer.add_string("tokenizer.ggml.model", "llama")
-    writer.add_array("tokenizer.ggml.tokens", tokens)
-    writer.add_array("tokenizer.ggml.scores", scores)
-    writer.add_array("tokenizer.ggml.token_type", types)
-    writer.add_uint32("tokenizer.ggml.unknown_token_id", 0)
-    writer.add_uint32("tokenizer.ggml.bos_token_id", 1)
-    writer.add_uint32("tokenizer.ggml.eos_token_id", 2)
-    writer.add_bool("tokenizer.ggml.add_bos_token", True)
-    if chat_template:
-        writer.add_string("tokenizer.chat_template", chat_template)
-
-    writer.add_tensor("token_embd.weight", _weights(rng, n_vocab, n_embd, scale=0.5))
-    writer.add_tensor("output_norm.weight", _ones(n_embd))
-    writer.add_tensor("output.weight", _weights(rng, n_vocab, n_embd, scale=0.5))
-    for i in range(n_layer):
-        blk = f"blk.{i}"
-        writer.add_tensor(f"{blk}.attn_norm.weight", _ones(n_embd))
-        for name in ("attn_q", "attn_k", "attn_v", "attn_output"):
-            writer.add_tensor(f"{blk}.{name}.weight", _weights(rng, n_embd, n_embd))
-        writer.add_tensor(f"{blk}.ffn_norm.weight", _ones(n_embd))
-        writer.add_tensor(f"{blk}.ffn_gate.weight", _weights(rng, n_ff, n_embd))
-        writer.add_tensor(f"{blk}.ffn_up.weight", _weights(rng, n_ff, n_embd))
-        writer.add_tensor(f"{blk}.ffn_down.weight", _weights(rng, n_embd, n_ff))
-    _finish(writer)
-    return path
 
 
 def write_tiny_mmproj(
@@ -143,7 +73,7 @@ def write_tiny_mmproj(
     """
     import gguf
 
-    rng = _rng(seed)
+    rng = np.random.default_rng(seed)
     n_patches = (image_size // patch_size) ** 2
     writer = gguf.GGUFWriter(str(path), "clip")
     metadata: dict[str, tuple[str, Any]] = {
@@ -231,3 +161,27 @@ def read_gguf(path: Path) -> tuple[dict[str, Any], dict[str, tuple[int, ...]], d
         value_types[key] = int(field.types[0])
     shapes = {t.name: tuple(int(n) for n in t.shape) for t in reader.tensors}
     return metadata, shapes, value_types
+
+
+class VisionModels:
+    """Tiny vision files for tests, written once per session under *root*:
+
+    - `model` with `mmproj` (mmproj-tiny.gguf) beside it, for auto-pairing;
+    - `text_only`: a model alone in its folder (no mmproj to pair);
+    - `narrow`: an mmproj whose projector is 48 wide (does not match the 64-wide model);
+    - `cut_tail`: the mmproj cut by 4 bytes (llama.cpp would load it silently);
+    - `bad_type`: an mmproj with clip.vision.image_size stored as int32 (GGML_ASSERT abort).
+    """
+
+    def __init__(self, root: Path):
+        paired, alone, odd = root / "paired", root / "alone", root / "odd"
+        for folder in (paired, alone, odd):
+            folder.mkdir(parents=True, exist_ok=True)
+        self.model = write_tiny_vision_llama(paired / "tiny-vlm.gguf")
+        self.mmproj = write_tiny_mmproj(paired / "mmproj-tiny.gguf", n_embd_text=64)
+        self.text_only = write_tiny_vision_llama(alone / "tiny-text.gguf")
+        self.narrow = write_tiny_mmproj(odd / "narrow.gguf", n_embd_text=48)
+        self.cut_tail = odd / "cut.gguf"
+        self.cut_tail.write_bytes(self.mmproj.read_bytes()[:-4])
+        self.bad_type = write_tiny_mmproj(odd / "badtype.gguf", n_embd_text=64,
+                                          metadata_overrides={"clip.vision.image_size": 32})
