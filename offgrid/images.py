@@ -15,9 +15,9 @@ import sys
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import TYPE_CHECKING, Any, BinaryIO
 
-from offgrid.errors import InputError
+from offgrid.errors import EngineMissingError, InputError
 
 if TYPE_CHECKING:
     from PIL import Image
@@ -63,9 +63,21 @@ def read_image_bytes(spec: str | Path, stdin: BinaryIO | None = None) -> tuple[b
         raise InputError(f"cannot read {spec}: {exc.strerror or exc}") from exc
 
 
+def _pillow() -> Any:
+    """The PIL package, or the pip line that installs it."""
+    try:
+        import PIL.Image
+        import PIL.ImageOps
+    except ImportError:
+        raise EngineMissingError("reading images needs Pillow, which is not installed",
+                                 hint="pip install 'offgrid[see]'   (or: pip install pillow)") from None
+    return PIL
+
+
 def decode_image(data: bytes, name: str) -> Image.Image:
     """Decode and fully load an image; not-an-image and truncated files are InputErrors."""
-    from PIL import Image, UnidentifiedImageError
+    pil = _pillow()
+    Image, UnidentifiedImageError = pil.Image, pil.UnidentifiedImageError
 
     try:
         with Image.open(io.BytesIO(data)) as probe:
@@ -85,15 +97,13 @@ def prepare_image(
     data: bytes, name: str, max_side: int = DEFAULT_MAX_SIDE
 ) -> PreparedImage:
     """Orient per EXIF, downscale so the longest side is at most `max_side`, encode PNG/JPEG."""
-    from PIL import ImageOps
-
     if max_side < 1:
         raise InputError(f"longest image side must be at least 1 pixel, got {max_side}")
     image = decode_image(data, name)
     was_jpeg = image.format == "JPEG"
-    image = ImageOps.exif_transpose(image)
+    image = _pillow().ImageOps.exif_transpose(image)
     if max(image.size) > max_side:
-        image.thumbnail((max_side, max_side), _lanczos())
+        image.thumbnail((max_side, max_side), _pillow().Image.Resampling.LANCZOS)
     return _encode(image, name, as_jpeg=was_jpeg)
 
 
@@ -251,12 +261,6 @@ def _render_with_pdftoppm(path: Path, page: int, password: str | None) -> bytes:
             detail = result.stderr.decode(errors="replace").strip().splitlines()
             raise InputError(f"pdftoppm could not render {path.name} page {page}" + (f": {detail[-1]}" if detail else ""))
         return output.read_bytes()
-
-
-def _lanczos():
-    from PIL import Image
-
-    return Image.Resampling.LANCZOS
 
 
 def _short(exc: BaseException) -> str:

@@ -23,7 +23,8 @@ DEFAULTS = {"temperature": 0.2, "max_tokens": 512, "max_side": images.DEFAULT_MA
 def see(
     inputs: Annotated[Optional[list[str]], typer.Argument(
         help="Images (JPEG, PNG, WebP; `-` reads stdin; a PDF with --page), then the question "
-             "(the last argument, when it is not a file).", show_default=False)] = None,
+             "(the last argument, when it is not a file).", show_default=False,
+        metavar="IMAGE... [QUESTION]")] = None,
     prompt: Annotated[Optional[str], typer.Option(
         "--prompt", "-p", help="The question (then every argument is an image).")] = None,
     model: common.ModelOpt = None,
@@ -90,7 +91,7 @@ def see(
         reply = session.ask(task, render=not (json_ or fields))
     finally:
         session.engine.close()
-    _print_result(out, reply, fields, json_, resolved.name, pictures)
+    _print_result(out, reply, fields, json_, resolved.name, pictures, session.conversation_id)
     if stats:
         out.info(format_stats(reply.stats))
 
@@ -147,9 +148,9 @@ def _load_images(out: Output, specs: list[str], camera: bool, camera_id: int, pa
 
 
 def _print_result(out: Output, reply, fields: list[str] | None, json_: bool, model: str,  # type: ignore[no-untyped-def]
-                  pictures: list[images.PreparedImage]) -> None:
+                  pictures: list[images.PreparedImage], conversation_id: str | None) -> None:
     sources = [p.source for p in pictures]
-    counts = {"prompt_tokens": reply.stats.prompt_tokens,
+    counts = {"conversation_id": conversation_id, "prompt_tokens": reply.stats.prompt_tokens,
               "completion_tokens": reply.stats.completion_tokens,
               "timings": reply.stats.to_dict()}
     if fields:

@@ -211,6 +211,7 @@ def mmproj_beside(model_path: Path) -> list[Path]:
 def pair_mmproj(model: ResolvedModel, mmproj: str | None) -> ResolvedModel:
     """Give a vision model its projector: *mmproj* (a path) if given, else the catalog's file,
     else an `mmproj*.gguf` next to a local model file (the first that matches it)."""
+    from offgrid.models.validate import check_text_model
     from offgrid.models.validate_vision import choose_mmproj
 
     files = dict(model.files)
@@ -220,6 +221,7 @@ def pair_mmproj(model: ResolvedModel, mmproj: str | None) -> ResolvedModel:
             raise ModelFileError(f"mmproj file not found: {mmproj}")
         files["mmproj"] = path
     elif "mmproj" not in files:
+        check_text_model(model.path)  # an mmproj given as the model says so, not "no mmproj"
         candidates = mmproj_beside(model.path)
         if not candidates:
             raise ModelFileError(
