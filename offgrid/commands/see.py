@@ -63,11 +63,12 @@ def see(
     out = Output(plain=plain or json_)
     specs, question = split_arguments(inputs or [], prompt, camera)
     _check_modes(specs, question, extract, chat, json_, page, camera)
+    fields = prompts.parse_fields(extract) if extract is not None else None
     conf = config.load()
     chosen = config.settings("see", dict(temperature=temperature, max_tokens=max_tokens, ctx=ctx,
                                          threads=threads, seed=seed, max_side=max_side,
                                          mmproj=mmproj), DEFAULTS, conf)
-    if extract and temperature is None:
+    if fields and temperature is None:
         chosen["temperature"] = 0.0  # copy values, don't invent them
     pictures = _load_images(out, specs, camera, camera_id, page, password, chosen["max_side"])
     resolved = common.resolve_model(out, model or chosen.get("model"), "vision", yes=yes)
@@ -76,7 +77,6 @@ def see(
                                        n_threads=chosen.get("threads"), seed=chosen.get("seed"),
                                        force=force)
     engine.attach(pictures)
-    fields = prompts.parse_fields(extract) if extract else None
     system, task = _prompt(fields, question, system)
     history = None if no_save or conf.get("history.enabled") is False else History()
     session = ChatSession(engine, Conversation(system=system), generation_settings(chosen, None),

@@ -200,6 +200,7 @@ def test_text_model_from_the_catalog(offgrid, photo: Path) -> None:
     (("PHOTO", "--chat", "--json"), "--chat cannot be combined"),
     (("-", "-", "q?"), "stdin (`-`) can be read only once"),
     (("PHOTO", "   "), "the question is empty"),
+    (("PHOTO", "--extract", " , "), "--extract needs at least one field"),
 ])
 def test_usage_errors(offgrid, photo: Path, args, message) -> None:  # type: ignore[no-untyped-def]
     args = tuple(str(photo) if a == "PHOTO" else a for a in args)
