@@ -35,6 +35,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Load even if the model 
                                                      "for available memory.")]
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")]
 
 DEFAULT_CTX = 4096
 

@@ -52,7 +52,7 @@ def see(
     ctx: common.CtxOpt = None,
     threads: common.ThreadsOpt = None,
     seed: common.SeedOpt = None,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")] = False,
+    no_save: common.NoSaveOpt = False,
     json_: common.JsonOpt = False,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
