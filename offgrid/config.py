@@ -27,6 +27,7 @@ SCHEMA: dict[str, type] = {
     "summarize.lang": str,
     **{f"see.{k}": t for k, t in _GENERATION.items()},
     "see.mmproj": str,
+    "see.max_side": int,
     "imagine.model": str,
     "imagine.steps": int,
     "imagine.cfg_scale": float,

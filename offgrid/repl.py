@@ -50,9 +50,11 @@ class ChatSession:
     def __init__(self, engine: TextEngine, conversation: Conversation,
                  settings: GenerationSettings, out: Output, *, history: History | None,
                  conversation_id: str | None = None, name: str | None = None,
-                 show_thinking: bool = False, loader: Callable[[str], TextEngine] | None = None):
+                 show_thinking: bool = False, loader: Callable[[str], TextEngine] | None = None,
+                 command: str = "chat", meta: dict[str, Any] | None = None):
         self.engine, self.conversation, self.settings, self.out = engine, conversation, settings, out
         self.history, self.conversation_id, self.name = history, conversation_id, name
+        self.command_name, self.meta = command, dict(meta or {})
         self.show_thinking = show_thinking
         self.loader = loader
         self.last: Reply | None = None
@@ -114,14 +116,14 @@ class ChatSession:
             return
         if self.conversation_id is None:
             self.conversation_id = self.history.start(
-                "chat", self.engine.model_name, name=self.name,
-                meta={"system": self.conversation.system})
+                self.command_name, self.engine.model_name, name=self.name,
+                meta={"system": self.conversation.system, **self.meta})
         self.history.add(self.conversation_id, role, content, meta)
 
     # --- REPL ---------------------------------------------------------------------------------
     def repl(self, read_line: Callable[[str], str]) -> None:
         """Read messages and slash commands until /exit or EOF (Ctrl-D)."""
-        self.out.info(f"offgrid chat · {self.engine.model_name} · /help for commands, "
+        self.out.info(f"offgrid {self.command_name} · {self.engine.model_name} · /help for commands, "
                       "Ctrl-D to leave")
         while True:
             try:
@@ -247,7 +249,10 @@ def set_setting(settings: GenerationSettings, key: str, value: str) -> None:
 
 def format_stats(stats: GenerationStats) -> str:
     """One short line that fits a phone screen."""
-    return (f"prompt {stats.prompt_tokens} tok ({stats.prompt_tokens_evaluated} new, "
+    images = getattr(stats, "images_encoded", 0)
+    seen = (f"{images} image{'s' * (images != 1)} encoded in {stats.image_seconds:.2f} s · "  # type: ignore[attr-defined]
+            if images else "")
+    return seen + (f"prompt {stats.prompt_tokens} tok ({stats.prompt_tokens_evaluated} new, "
             f"{stats.prompt_tokens_per_second:.1f} tok/s) · "
             f"reply {stats.completion_tokens} tok, {stats.tokens_per_second:.1f} tok/s · "
             f"first token {stats.time_to_first_token:.2f} s")
@@ -270,6 +275,19 @@ def _lstrip_first(pieces: Any) -> Any:
                 continue
             started = True
         yield piece
+
+
+def stdin_line_reader() -> Callable[[str], str]:
+    """Lines from a piped stdin (no prompt shown); EOFError at its end."""
+    import sys
+
+    def read(prompt: str) -> str:
+        line = sys.stdin.readline()
+        if not line:
+            raise EOFError
+        return line.rstrip("\n")
+
+    return read
 
 
 def prompt_toolkit_reader() -> Callable[[str], str]:

@@ -12,6 +12,7 @@ import pytest
 
 from tests.hubmirror import HubMirror
 from tests.tinymodels.llama import write_tiny_llama
+from tests.tinymodels.mmproj import VisionModels
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -62,6 +63,12 @@ def tiny_llama_endless(models_dir: Path) -> Path:
 def tiny_llama_small_ctx(models_dir: Path) -> Path:
     """A model trained for only 256 tokens of context."""
     return write_tiny_llama(models_dir / "tiny-256.gguf", n_ctx_train=256, seed=2)
+
+
+@pytest.fixture(scope="session")
+def vision_models(models_dir: Path) -> VisionModels:
+    """A tiny language model + mmproj pair (32 px images) and broken variants."""
+    return VisionModels(models_dir / "vision")
 
 
 def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,

@@ -44,7 +44,7 @@ def chat(
                                             help="Continue the last conversation.")] = False,
     session: Annotated[Optional[str], typer.Option(
         "--session", help="Continue (or start) the conversation with this name.")] = None,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")] = False,
+    no_save: common.NoSaveOpt = False,
     think: Annotated[Optional[bool], typer.Option(
         "--think/--no-think", help="Let a thinking model (Qwen3) think first, or not.",
         show_default=False)] = None,

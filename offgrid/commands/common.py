@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Annotated, Any, Optional
 
 import typer
@@ -33,6 +35,7 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Load even if the model 
                                                      "for available memory.")]
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
+NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")]
 
 DEFAULT_CTX = 4096
 
@@ -91,14 +94,41 @@ def load_text_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
     from offgrid.models.validate import check_text_model
 
     info = check_text_model(model.path)
-    n_ctx = ctx or (model.entry.ctx if model.entry and model.entry.ctx else DEFAULT_CTX)
-    kv_mb = kv_cache_mb(info, n_ctx)
-    store.check_memory(model.size, kv_mb + 100, force=force)
-    with out.status(f"loading {model.name}"):
+    n_ctx = context_size(model, ctx)
+    store.check_memory(model.size, kv_cache_mb(info, n_ctx) + 100, force=force)
+    with loading(out, model.name):
+        return LlamaEngine(model.path, n_ctx=n_ctx, n_threads=threads(n_threads), seed=seed,
+                           chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
+                           info=info, model_name=model.name)
+
+
+def load_vision_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
+                       n_threads: int | None, seed: int | None, force: bool) -> Any:
+    """Validate the model and its mmproj as a pair, check memory, load both with a spinner."""
+    from offgrid.engines.llama_vision import LlamaVisionEngine
+    from offgrid.models.validate_vision import check_vision_files
+
+    info, _ = check_vision_files(model.path, model.files["mmproj"])
+    n_ctx = context_size(model, ctx)
+    store.check_memory(model.size, kv_cache_mb(info, n_ctx) + 300, force=force)
+    with loading(out, f"{model.name} and its vision projector"):
+        return LlamaVisionEngine(model.path, model.files["mmproj"], n_ctx=n_ctx,
+                                 n_threads=threads(n_threads), seed=seed,
+                                 chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
+                                 info=info, model_name=model.name)
+
+
+def context_size(model: ResolvedModel, ctx: int | None) -> int:
+    """--ctx, else the catalog's value for the model, else DEFAULT_CTX."""
+    return ctx or (model.entry.ctx if model.entry and model.entry.ctx else DEFAULT_CTX)
+
+
+@contextmanager
+def loading(out: Output, what: str) -> Iterator[None]:
+    """A spinner while a model loads; running out of memory becomes one clear error."""
+    with out.status(f"loading {what}"):
         try:
-            return LlamaEngine(model.path, n_ctx=n_ctx, n_threads=threads(n_threads), seed=seed,
-                               chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
-                               info=info, model_name=model.name)
+            yield
         except MemoryError:
             raise OffgridError("not enough memory to load the model",
                                hint="pick a smaller model or lower --ctx") from None
@@ -114,3 +144,4 @@ def kv_cache_mb(info: Any, n_ctx: int) -> int:
         return 0
     kv_width = embd * kv_heads // max(heads, 1)
     return 2 * layers * n_ctx * kv_width * 2 // (1 << 20)
+

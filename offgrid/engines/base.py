@@ -54,6 +54,14 @@ class GenerationStats:
         return data
 
 
+@dataclass
+class VisionStats(GenerationStats):
+    """GenerationStats plus the cost of encoding images (0 when they were already cached)."""
+
+    images_encoded: int = 0
+    image_seconds: float = 0.0
+
+
 class TextEngine(Protocol):
     """A loaded language model: tokenize, count, stream chat completions."""
 
@@ -70,6 +78,14 @@ class TextEngine(Protocol):
         ...
 
     def close(self) -> None: ...
+
+
+class VisionEngine(TextEngine, Protocol):
+    """A TextEngine that also sees images: attached ones go with the first user message."""
+
+    def attach(self, images: list[Any]) -> None:
+        """Images (offgrid.images.PreparedImage) for the conversation; encoded once."""
+        ...
 
 
 ProgressCallback = Callable[[int, int], None]

@@ -54,6 +54,12 @@ def _route_native_logs(llama_cpp: Any) -> None:
     llama_cpp.llama_log_set(callback, ctypes.c_void_p(0))
 
 
+def native_log_callback() -> Any:
+    """The ctypes callback that feeds native.record_log (set up by import_llama()); the
+    vision adapter hands it to libmtmd too."""
+    return _log_callback
+
+
 def import_llama() -> Any:
     """Import llama_cpp lazily, with its logs routed."""
     llama_cpp = native.import_engine("llama")

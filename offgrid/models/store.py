@@ -197,3 +197,36 @@ def human_size(n: int | float) -> str:
             return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
         n /= 1000
     return f"{n:.1f} GB"
+
+
+# --- vision: a language model and its mmproj ---------------------------------------------------
+def mmproj_beside(model_path: Path) -> list[Path]:
+    """The `mmproj*.gguf` files in the model's folder (any case), sorted by name."""
+    folder = model_path.expanduser().parent
+    return sorted(p for p in folder.iterdir()
+                  if p.is_file() and p.name.lower().startswith("mmproj")
+                  and p.name.lower().endswith(".gguf") and p != model_path)
+
+
+def pair_mmproj(model: ResolvedModel, mmproj: str | None) -> ResolvedModel:
+    """Give a vision model its projector: *mmproj* (a path) if given, else the catalog's file,
+    else an `mmproj*.gguf` next to a local model file (the first that matches it)."""
+    from offgrid.models.validate import check_text_model
+    from offgrid.models.validate_vision import choose_mmproj
+
+    files = dict(model.files)
+    if mmproj:
+        path = Path(mmproj).expanduser()
+        if not path.is_file():
+            raise ModelFileError(f"mmproj file not found: {mmproj}")
+        files["mmproj"] = path
+    elif "mmproj" not in files:
+        check_text_model(model.path)  # an mmproj given as the model says so, not "no mmproj"
+        candidates = mmproj_beside(model.path)
+        if not candidates:
+            raise ModelFileError(
+                f"{model.path.name} has no vision projector (mmproj) beside it, so it cannot see "
+                "images", hint="pass --mmproj FILE, or use a vision model: "
+                               "offgrid models list --task vision")
+        files["mmproj"] = choose_mmproj(model.path, candidates)
+    return ResolvedModel(model.spec, files, model.entry, dict(model.options))

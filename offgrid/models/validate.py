@@ -52,6 +52,7 @@ class GGUFInfo:
     tensors: dict[str, tuple[tuple[int, ...], int]] = field(default_factory=dict)
     file_size: int = 0
     data_size: int = 0
+    value_types: dict[str, int] = field(default_factory=dict)  # key -> GGUF value type number
 
     @property
     def architecture(self) -> str:
@@ -186,6 +187,7 @@ def _parse(buf: mmap.mmap | bytes, size: int, path: Path) -> GGUFInfo:
     if n_tensors > size // 24 or n_kv > size // 12:
         raise _Corrupt(f"header claims {n_tensors} tensors and {n_kv} keys")
     metadata: dict[str, Any] = {}
+    value_types: dict[str, int] = {}
     for _ in range(n_kv):
         key = r.string()
         vtype = r.unpack("<I", 4)
@@ -196,6 +198,7 @@ def _parse(buf: mmap.mmap | bytes, size: int, path: Path) -> GGUFInfo:
         if isinstance(value, list) and len(value) > MAX_KEEP_ARRAY:
             value = _ArraySummary(_STRING, len(value))
         metadata[key] = value
+        value_types[key] = vtype
     tensors: dict[str, tuple[tuple[int, ...], int]] = {}
     extents: list[tuple[int, int, str]] = []
     for _ in range(n_tensors):
@@ -223,7 +226,7 @@ def _parse(buf: mmap.mmap | bytes, size: int, path: Path) -> GGUFInfo:
         raise _Corrupt(f"file is truncated: tensors need {end} bytes, file has {size}")
     if size > -(-end // alignment) * alignment:
         raise _Corrupt(f"file has {size - end} unexpected bytes after the last tensor")
-    return GGUFInfo(path, version, metadata, tensors, size, end - data_start)
+    return GGUFInfo(path, version, metadata, tensors, size, end - data_start, value_types)
 
 
 def read_gguf(path: Path) -> GGUFInfo:
