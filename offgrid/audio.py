@@ -12,10 +12,13 @@ import io
 import math
 import os
 import shutil
+import signal
 import struct
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -255,3 +258,155 @@ def _sinc_table(up: int, half: int, cutoff: float, beta: float) -> np.ndarray:
     taps = cutoff * np.sinc(cutoff * distance) * window
     taps /= taps.sum(axis=1, keepdims=True)
     return taps.astype(np.float32)
+
+
+# --- microphone -----------------------------------------------------------------------------
+
+TickCallback = Callable[[float], None]
+
+
+def microphone_backend() -> str | None:
+    """The recorder this system has: "termux", "arecord", "sounddevice", or None."""
+    if shutil.which("termux-microphone-record"):
+        return "termux"
+    if shutil.which("arecord"):
+        return "arecord"
+    try:
+        import sounddevice  # noqa: F401
+    except (ImportError, OSError):
+        return None
+    return "sounddevice"
+
+
+def record_microphone(seconds: float | None = None, on_tick: TickCallback | None = None) -> np.ndarray:
+    """Record from the microphone for `seconds` (None: until Ctrl-C) as 16 kHz mono float32.
+
+    Ctrl-C ends the recording early and returns what was recorded. `on_tick(elapsed)` is
+    called about ten times a second while recording.
+    """
+    if seconds is not None and seconds <= 0:
+        raise InputError("the recording length must be more than 0 seconds")
+    backend = microphone_backend()
+    if backend is None:
+        raise InputError(
+            "no microphone recorder found (termux-microphone-record, arecord or sounddevice)",
+            hint=_recorder_install_hint())
+    tick = on_tick or (lambda elapsed: None)
+    if backend == "sounddevice":
+        samples = _record_sounddevice(seconds, tick)
+    else:
+        with tempfile.TemporaryDirectory(prefix="offgrid-mic-") as tmp:
+            recorder = _record_termux if backend == "termux" else _record_arecord
+            samples = load_audio(recorder(Path(tmp), seconds, tick))
+    if samples.size == 0:
+        raise InputError("the microphone recorded nothing")
+    return samples
+
+
+def _recorder_install_hint() -> str:
+    if "com.termux" in os.environ.get("PREFIX", ""):
+        return "install the Termux:API app, then: pkg install termux-api"
+    return "sudo apt install alsa-utils   (or: pip install sounddevice)"
+
+
+def _wait(seconds: float | None, tick: TickCallback, finished: Callable[[], bool]) -> None:
+    """Sleep until `seconds` pass or `finished()`; Ctrl-C just ends the wait."""
+    started = time.monotonic()
+    try:
+        while not finished():
+            elapsed = time.monotonic() - started
+            tick(elapsed)
+            if seconds is not None and elapsed >= seconds:
+                break
+            time.sleep(0.1)
+    except KeyboardInterrupt:
+        pass
+
+
+def _record_termux(directory: Path, seconds: float | None, tick: TickCallback) -> Path:
+    """Termux:API records in the background; start it, wait, stop it, wait for the file."""
+    if shutil.which("ffmpeg"):
+        path, encoder = directory / "mic.m4a", "aac"
+    elif _soundfile() is not None:
+        path, encoder = directory / "mic.ogg", "opus"  # libsndfile reads Ogg Opus
+    else:
+        raise InputError("decoding the phone's recording needs ffmpeg, which is not installed",
+                         hint=ffmpeg_install_hint())
+    limit = "0" if seconds is None else str(max(1, math.ceil(seconds)))
+    started = _run_quiet(["termux-microphone-record", "-f", str(path), "-l", limit,
+                          "-e", encoder, "-r", str(SAMPLE_RATE), "-c", "1"])
+    if "error" in started.lower() or "denied" in started.lower():
+        raise InputError(f"termux-microphone-record: {started.strip()}",
+                         hint="grant Termux:API the microphone permission in Android settings")
+    try:
+        _wait(seconds, tick, finished=lambda: False)
+    finally:
+        _run_quiet(["termux-microphone-record", "-q"])
+    _wait_until_written(path)
+    return path
+
+
+def _wait_until_written(path: Path, timeout: float = 5.0) -> None:
+    """The recorder finalizes the file after it is told to stop: wait until its size settles."""
+    deadline = time.monotonic() + timeout
+    last_size = -1
+    while time.monotonic() < deadline:
+        size = path.stat().st_size if path.exists() else -1
+        if size > 0 and size == last_size:
+            return
+        last_size = size
+        time.sleep(0.25)
+    if not path.exists():
+        raise InputError("the microphone recording was not saved (is Termux:API installed?)")
+
+
+def _run_quiet(command: list[str]) -> str:
+    try:
+        result = subprocess.run(command, capture_output=True, text=True, timeout=30, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise InputError(f"{command[0]} failed: {exc}") from exc
+    return result.stdout + result.stderr
+
+
+def _record_arecord(directory: Path, seconds: float | None, tick: TickCallback) -> Path:
+    """arecord writes 16 kHz mono WAV; it runs in its own session so Ctrl-C reaches only us,
+    then gets SIGINT from us, which makes it finish the file cleanly."""
+    path = directory / "mic.wav"
+    command = ["arecord", "-q", "-f", "S16_LE", "-r", str(SAMPLE_RATE), "-c", "1", "-t", "wav"]
+    if seconds is not None:
+        command += ["-d", str(max(1, math.ceil(seconds)))]
+    try:
+        process = subprocess.Popen(command + [str(path)], stdin=subprocess.DEVNULL,
+                                   stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                   start_new_session=True)
+    except OSError as exc:
+        raise InputError(f"cannot run arecord: {exc}") from exc
+    try:
+        _wait(seconds, tick, finished=lambda: process.poll() is not None)
+    finally:
+        if process.poll() is None:
+            process.send_signal(signal.SIGINT)
+        try:
+            _, stderr = process.communicate(timeout=5)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            _, stderr = process.communicate()
+    if not path.exists() or path.stat().st_size <= 44:
+        reason = stderr.decode("utf-8", "replace").strip().splitlines()
+        raise InputError("arecord recorded nothing" + (f": {reason[-1]}" if reason else ""))
+    return path
+
+
+def _record_sounddevice(seconds: float | None, tick: TickCallback) -> np.ndarray:
+    import sounddevice
+
+    blocks: list[np.ndarray] = []
+    recorded = lambda: sum(len(block) for block in blocks) / SAMPLE_RATE  # noqa: E731
+    try:
+        with sounddevice.InputStream(samplerate=SAMPLE_RATE, channels=1, dtype="float32",
+                                     callback=lambda data, *_: blocks.append(data[:, 0].copy())):
+            _wait(seconds, tick, finished=lambda: seconds is not None and recorded() >= seconds)
+    except sounddevice.PortAudioError as exc:
+        raise InputError(f"cannot record from the microphone: {exc}") from exc
+    samples = np.concatenate(blocks) if blocks else np.zeros(0, np.float32)
+    return samples[: int(seconds * SAMPLE_RATE)] if seconds is not None else samples
