@@ -23,6 +23,7 @@ from pathlib import Path
 
 import numpy as np
 
+from offgrid import device
 from offgrid.errors import InputError
 
 SAMPLE_RATE = 16_000
@@ -61,7 +62,7 @@ def _decode(data: bytes, path: Path | None, name: str) -> tuple[np.ndarray, int]
 
 def ffmpeg_install_hint() -> str:
     """The command that installs ffmpeg on this system."""
-    if "com.termux" in os.environ.get("PREFIX", ""):
+    if device.is_termux():
         return "pkg install ffmpeg"
     if sys.platform == "darwin":
         return "brew install ffmpeg"
@@ -278,6 +279,20 @@ def microphone_backend() -> str | None:
     return "sounddevice"
 
 
+def require_microphone() -> str:
+    """The recorder to use (see microphone_backend); InputError, before anything is recorded,
+    when there is none or its recording could not be decoded."""
+    backend = microphone_backend()
+    if backend is None:
+        raise InputError(
+            "no microphone recorder found (termux-microphone-record, arecord or sounddevice)",
+            hint=_recorder_install_hint())
+    if backend == "termux" and not shutil.which("ffmpeg") and _soundfile() is None:
+        raise InputError("decoding the phone's recording needs ffmpeg, which is not installed",
+                         hint=ffmpeg_install_hint())
+    return backend
+
+
 def record_microphone(seconds: float | None = None, on_tick: TickCallback | None = None) -> np.ndarray:
     """Record from the microphone for `seconds` (None: until Ctrl-C) as 16 kHz mono float32.
 
@@ -286,11 +301,7 @@ def record_microphone(seconds: float | None = None, on_tick: TickCallback | None
     """
     if seconds is not None and seconds <= 0:
         raise InputError("the recording length must be more than 0 seconds")
-    backend = microphone_backend()
-    if backend is None:
-        raise InputError(
-            "no microphone recorder found (termux-microphone-record, arecord or sounddevice)",
-            hint=_recorder_install_hint())
+    backend = require_microphone()
     tick = on_tick or (lambda elapsed: None)
     if backend == "sounddevice":
         samples = _record_sounddevice(seconds, tick)
@@ -304,7 +315,7 @@ def record_microphone(seconds: float | None = None, on_tick: TickCallback | None
 
 
 def _recorder_install_hint() -> str:
-    if "com.termux" in os.environ.get("PREFIX", ""):
+    if device.is_termux():
         return "install the Termux:API app, then: pkg install termux-api"
     return "sudo apt install alsa-utils   (or: pip install sounddevice)"
 
@@ -327,11 +338,8 @@ def _record_termux(directory: Path, seconds: float | None, tick: TickCallback) -
     """Termux:API records in the background; start it, wait, stop it, wait for the file."""
     if shutil.which("ffmpeg"):
         path, encoder = directory / "mic.m4a", "aac"
-    elif _soundfile() is not None:
-        path, encoder = directory / "mic.ogg", "opus"  # libsndfile reads Ogg Opus
-    else:
-        raise InputError("decoding the phone's recording needs ffmpeg, which is not installed",
-                         hint=ffmpeg_install_hint())
+    else:  # require_microphone made sure soundfile is there: libsndfile reads Ogg Opus
+        path, encoder = directory / "mic.ogg", "opus"
     limit = "0" if seconds is None else str(max(1, math.ceil(seconds)))
     started = _run_quiet(["termux-microphone-record", "-f", str(path), "-l", limit,
                           "-e", encoder, "-r", str(SAMPLE_RATE), "-c", "1"])

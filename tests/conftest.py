@@ -12,6 +12,7 @@ import pytest
 
 from tests.hubmirror import HubMirror
 from tests.tinymodels.llama import write_tiny_llama
+from tests.tinymodels.whisper import write_tiny_whisper
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +57,18 @@ def tiny_llama_no_template(models_dir: Path) -> Path:
 def tiny_llama_small_ctx(models_dir: Path) -> Path:
     """A model trained for only 256 tokens of context."""
     return write_tiny_llama(models_dir / "tiny-256.gguf", n_ctx_train=256, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(models_dir: Path) -> Path:
+    """A multilingual whisper.cpp model that hears "Hello world." (0-1.5 s) in any audio."""
+    return write_tiny_whisper(models_dir / "ggml-tiny-test.bin")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_en(models_dir: Path) -> Path:
+    """The same as an English-only (.en) model."""
+    return write_tiny_whisper(models_dir / "ggml-tiny-test.en.bin", multilingual=False)
 
 
 def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,

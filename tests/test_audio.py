@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import struct
 import sys
-import wave
 from pathlib import Path
 
 import numpy as np
@@ -14,47 +13,7 @@ import pytest
 from offgrid import audio
 from offgrid.audio import SAMPLE_RATE, load_audio, resample
 from offgrid.errors import InputError
-
-
-def tone(rate: int, seconds: float = 0.5, freq: float = 440.0, amplitude: float = 0.5) -> np.ndarray:
-    t = np.arange(int(rate * seconds)) / rate
-    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
-
-
-def wav_bytes(samples: np.ndarray, rate: int, width: int = 2, channels: int = 1) -> bytes:
-    """PCM WAV through the stdlib writer (samples: frames, or frames x channels)."""
-    frames = samples.reshape(len(samples), channels)
-    if width == 1:
-        raw = np.round(frames * 127 + 128).astype(np.uint8).tobytes()
-    elif width == 3:
-        ints = np.round(frames * (2**23 - 1)).astype(np.int32).reshape(-1)
-        raw = b"".join(struct.pack("<i", v)[:3] for v in ints)
-    else:
-        dtype = {2: "<i2", 4: "<i4"}[width]
-        raw = np.round(frames * (2 ** (8 * width - 1) - 1)).astype(dtype).tobytes()
-    buffer = io.BytesIO()
-    with wave.open(buffer, "wb") as writer:
-        writer.setnchannels(channels)
-        writer.setsampwidth(width)
-        writer.setframerate(rate)
-        writer.writeframes(raw)
-    return buffer.getvalue()
-
-
-def float_wav_bytes(samples: np.ndarray, rate: int, extensible: bool = False,
-                    data_size: int | None = None) -> bytes:
-    """IEEE-float WAV, written by hand (the stdlib cannot)."""
-    payload = samples.astype("<f4").tobytes()
-    if extensible:
-        guid = struct.pack("<H", 3) + bytes.fromhex("000000001000800000aa00389b71")
-        fmt = struct.pack("<HHIIHHHHI", 0xFFFE, 1, rate, rate * 4, 4, 32, 22, 32, 0) + guid
-    else:
-        fmt = struct.pack("<HHIIHH", 3, 1, rate, rate * 4, 4, 32)
-    size = len(payload) if data_size is None else data_size
-    body = b"WAVE" + b"fmt " + struct.pack("<I", len(fmt)) + fmt
-    body += b"LIST" + struct.pack("<I", 3) + b"abc\0"  # odd-sized chunk with a pad byte
-    body += b"data" + struct.pack("<I", size) + payload
-    return b"RIFF" + struct.pack("<I", len(body)) + body
+from tests.audiofiles import float_wav_bytes, tone, wav_bytes
 
 
 def assert_close_to(decoded: np.ndarray, expected: np.ndarray, tolerance: float) -> None:

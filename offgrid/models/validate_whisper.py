@@ -58,7 +58,7 @@ def check_whisper_file(path: Path) -> dict:
 def _bad(path: Path, reason: str) -> ModelFileError:
     return ModelFileError(
         f"{path} is not a whisper model: {reason}",
-        hint="pull a whisper model again with `offgrid models pull` or pass a whisper.cpp ggml .bin file",
+        hint="use a whisper.cpp ggml model (.bin), e.g. `offgrid models pull whisper-base`",
     )
 
 

@@ -7,7 +7,8 @@ tensor names and shapes follow `whisper_model_load` in `src/whisper.cpp`.
 The weights are random except for a small "bigram" circuit in the single decoder block that
 makes the decoder's next token depend only on the current token, never on the audio:
 
-    <|startoftranscript|> -> <|en|>            (language detection answers "en")
+    <|startoftranscript|> -> <|en|>            (language detection answers "en";
+                                                English-only models: -> <|0.00|>)
     <|transcribe|> / <|translate|> -> <|0.00|>
     <|0.00|> / <|notimestamps|> -> " Hello" -> " world" -> "." -> <|1.50|> (else <|endoftext|>)
     <|1.50|> -> <|endoftext|>
@@ -23,7 +24,6 @@ from pathlib import Path
 
 import numpy as np
 
-N_VOCAB = 51865  # multilingual: whisper.cpp derives every special token id from n_vocab
 N_AUDIO_CTX = 1500  # keeps whisper.cpp's 20 ms timestamp precision
 N_TEXT_CTX = 448
 N_STATE = 64
@@ -33,14 +33,6 @@ N_TEXT_LAYER = 1  # not 2: whisper.cpp treats 2 decoder layers as distil-whisper
 N_MELS = 80
 N_FFT_BINS = 201
 
-# token ids for n_vocab 51865 (see whisper_vocab in whisper.cpp: +1 and +dt for multilingual)
-TOKEN_EOT = 50257
-TOKEN_SOT = 50258
-TOKEN_EN = 50259
-TOKEN_TRANSLATE = 50358
-TOKEN_TRANSCRIBE = 50359
-TOKEN_NOT = 50363
-TOKEN_BEG = 50364
 TOKEN_HELLO = 300
 TOKEN_WORLD = 301
 TOKEN_PERIOD = ord(".")
@@ -52,27 +44,67 @@ EXPECTED_END = END_TIMESTAMP_TICKS * 0.02
 
 _WORDS = {TOKEN_HELLO: b" Hello", TOKEN_WORLD: b" world"}
 
+
+class _Tokens:
+    """Special token ids as whisper.cpp derives them from n_vocab (struct whisper_vocab)."""
+
+    def __init__(self, multilingual: bool):
+        self.n_vocab = 51865 if multilingual else 51864
+        shift = 1 if multilingual else 0  # eot, sot +1; the rest +dt = 99 - 98 languages
+        self.eot = 50256 + shift
+        self.sot = 50257 + shift
+        self.en = self.sot + 1
+        self.translate = 50357 + shift
+        self.transcribe = 50358 + shift
+        self.notimestamps = 50362 + shift
+        self.beg = 50363 + shift
+        self.end = self.beg + END_TIMESTAMP_TICKS
+
+    def bigrams(self, multilingual: bool) -> dict[int, list[tuple[int, float]]]:
+        """current token -> [(next token, weight)]; the highest weight wins, the next is the
+        fallback when whisper.cpp masks the winner (timestamps off). English-only models start
+        decoding right after <|startoftranscript|>; multilingual ones after the task token, and
+        detect the language from what follows <|startoftranscript|>."""
+        return {
+            self.sot: [(self.en if multilingual else self.beg, 1.0)],
+            self.transcribe: [(self.beg, 1.0)],
+            self.translate: [(self.beg, 1.0)],
+            self.notimestamps: [(TOKEN_HELLO, 1.0)],
+            self.beg: [(TOKEN_HELLO, 1.0)],
+            TOKEN_HELLO: [(TOKEN_WORLD, 1.0)],
+            TOKEN_WORLD: [(TOKEN_PERIOD, 1.0)],
+            TOKEN_PERIOD: [(self.end, 1.0), (self.eot, 0.6)],
+            self.end: [(self.eot, 1.0)],
+        }
+
+    def circuit(self) -> list[int]:
+        return [self.sot, self.transcribe, self.translate, self.notimestamps, self.beg,
+                TOKEN_HELLO, TOKEN_WORLD, TOKEN_PERIOD, self.end, self.eot, self.en]
+
+
 _EMBED_SCALE = 3.0  # length of a circuit token's embedding
 _MLP_GAIN = 3.0  # how strongly the MLP writes the next token's direction
 _MLP_BIAS = -3.0  # keeps hidden units of other tokens near gelu(-3) ~ 0
 _N_CIRCUIT_DIMS = 16  # dimensions reserved for circuit tokens; random tokens use the rest
 
 
-def write_tiny_whisper(path: Path, seed: int = 0) -> Path:
-    """Write the tiny model to `path` (about 7.5 MB) and return `path`."""
+def write_tiny_whisper(path: Path, seed: int = 0, multilingual: bool = True) -> Path:
+    """Write the tiny model to `path` (about 8 MB) and return `path`; `multilingual=False`
+    gives an English-only (".en") model."""
     rng = np.random.default_rng(seed)
+    tokens = _Tokens(multilingual)
     path = Path(path)
     with path.open("wb") as out:
-        out.write(_header())
+        out.write(_header(tokens.n_vocab))
         out.write(_mel_filters())
-        out.write(_vocab())
-        for name, data in _tensors(rng):
+        out.write(_vocab(tokens.eot))
+        for name, data in _tensors(rng, tokens, multilingual):
             _write_tensor(out, name, data)
     return path
 
 
-def _header() -> bytes:
-    hparams = (N_VOCAB, N_AUDIO_CTX, N_STATE, N_HEAD, N_AUDIO_LAYER,
+def _header(n_vocab: int) -> bytes:
+    hparams = (n_vocab, N_AUDIO_CTX, N_STATE, N_HEAD, N_AUDIO_LAYER,
                N_TEXT_CTX, N_STATE, N_HEAD, N_TEXT_LAYER, N_MELS, 1)  # ftype 1 = f16
     return struct.pack("<I", 0x67676D6C) + struct.pack("<11i", *hparams)
 
@@ -94,11 +126,11 @@ def _mel_filters() -> bytes:
     return struct.pack("<2i", N_MELS, N_FFT_BINS) + filters.tobytes()
 
 
-def _vocab() -> bytes:
-    """Text tokens 0..TOKEN_EOT-1: single bytes (so any prompt tokenizes, and " " exists), the
-    circuit's words, and unique fillers. whisper.cpp adds the special tokens itself."""
-    parts = [struct.pack("<i", TOKEN_EOT)]
-    for token_id in range(TOKEN_EOT):
+def _vocab(n_text_tokens: int) -> bytes:
+    """Text tokens below <|endoftext|>: single bytes (so any prompt tokenizes, and " " exists),
+    the circuit's words, and unique fillers. whisper.cpp adds the special tokens itself."""
+    parts = [struct.pack("<i", n_text_tokens)]
+    for token_id in range(n_text_tokens):
         if token_id < 256:
             text = bytes([token_id])
         else:
@@ -107,7 +139,7 @@ def _vocab() -> bytes:
     return b"".join(parts)
 
 
-def _tensors(rng: np.random.Generator):
+def _tensors(rng: np.random.Generator, tokens: _Tokens, multilingual: bool):
     """Yield (name, array) in PyTorch shape order; f16 for 2-D+ weights as the converter does."""
     def rand(*shape, scale=0.02):
         return (rng.standard_normal(shape) * scale).astype(np.float32)
@@ -138,7 +170,7 @@ def _tensors(rng: np.random.Generator):
     yield "encoder.ln_post.weight", ones(d)
     yield "encoder.ln_post.bias", zeros(d)
 
-    token_embedding, circuit = _token_embedding(rng)
+    token_embedding, circuit = _token_embedding(rng, tokens)
     positional = zeros(N_TEXT_CTX, d)
     positional[:, _N_CIRCUIT_DIMS:] = rand(N_TEXT_CTX, d - _N_CIRCUIT_DIMS, scale=0.01)
     yield "decoder.positional_embedding", positional
@@ -152,7 +184,7 @@ def _tensors(rng: np.random.Generator):
         yield from _attention(prefix + ".cross_attn", rand, zero_output=True)
         yield prefix + ".cross_attn_ln.weight", ones(d)
         yield prefix + ".cross_attn_ln.bias", zeros(d)
-        mlp_in, mlp_in_bias, mlp_out = _bigram_mlp(circuit) if last else (
+        mlp_in, mlp_in_bias, mlp_out = _bigram_mlp(circuit, tokens.bigrams(multilingual)) if last else (
             zeros(4 * d, d), zeros(4 * d), zeros(d, 4 * d))
         yield prefix + ".mlp.0.weight", mlp_in
         yield prefix + ".mlp.0.bias", mlp_in_bias
@@ -175,43 +207,27 @@ def _attention(prefix: str, rand, zero_output: bool):
     yield prefix + ".out.bias", np.zeros(d, np.float32) if zero_output else rand(d)
 
 
-_CIRCUIT_TOKENS = (TOKEN_SOT, TOKEN_TRANSCRIBE, TOKEN_TRANSLATE, TOKEN_NOT, TOKEN_BEG,
-                   TOKEN_HELLO, TOKEN_WORLD, TOKEN_PERIOD, TOKEN_BEG + END_TIMESTAMP_TICKS,
-                   TOKEN_EOT, TOKEN_EN)
-
-# current token -> [(next token, weight)]; the highest weight wins, the next is the fallback
-# when whisper.cpp masks the winner (timestamps off)
-_BIGRAMS = {
-    TOKEN_SOT: [(TOKEN_EN, 1.0)],
-    TOKEN_TRANSCRIBE: [(TOKEN_BEG, 1.0)],
-    TOKEN_TRANSLATE: [(TOKEN_BEG, 1.0)],
-    TOKEN_NOT: [(TOKEN_HELLO, 1.0)],
-    TOKEN_BEG: [(TOKEN_HELLO, 1.0)],
-    TOKEN_HELLO: [(TOKEN_WORLD, 1.0)],
-    TOKEN_WORLD: [(TOKEN_PERIOD, 1.0)],
-    TOKEN_PERIOD: [(TOKEN_BEG + END_TIMESTAMP_TICKS, 1.0), (TOKEN_EOT, 0.6)],
-    TOKEN_BEG + END_TIMESTAMP_TICKS: [(TOKEN_EOT, 1.0)],
-}
-
-
-def _token_embedding(rng: np.random.Generator) -> tuple[np.ndarray, dict[int, int]]:
+def _token_embedding(rng: np.random.Generator,
+                     tokens: _Tokens) -> tuple[np.ndarray, dict[int, int]]:
     """Random rows outside the circuit dims; circuit tokens get one basis direction each."""
-    table = np.zeros((N_VOCAB, N_STATE), np.float32)
-    table[:, _N_CIRCUIT_DIMS:] = rng.standard_normal((N_VOCAB, N_STATE - _N_CIRCUIT_DIMS)) * 0.02
-    circuit = {token: dim for dim, token in enumerate(_CIRCUIT_TOKENS)}
+    table = np.zeros((tokens.n_vocab, N_STATE), np.float32)
+    table[:, _N_CIRCUIT_DIMS:] = rng.standard_normal(
+        (tokens.n_vocab, N_STATE - _N_CIRCUIT_DIMS)) * 0.02
+    circuit = {token: dim for dim, token in enumerate(tokens.circuit())}
     for token, dim in circuit.items():
         table[token] = 0.0
         table[token, dim] = _EMBED_SCALE
     return table, circuit
 
 
-def _bigram_mlp(circuit: dict[int, int]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _bigram_mlp(circuit: dict[int, int], bigrams: dict[int, list[tuple[int, float]]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """One hidden unit per bigram: it fires on the current token's direction and writes the
     next token's direction into the residual stream."""
     mlp_in = np.zeros((4 * N_STATE, N_STATE), np.float32)
     mlp_in_bias = np.full(4 * N_STATE, _MLP_BIAS, np.float32)
     mlp_out = np.zeros((N_STATE, 4 * N_STATE), np.float32)
-    for unit, (current, successors) in enumerate(_BIGRAMS.items()):
+    for unit, (current, successors) in enumerate(bigrams.items()):
         mlp_in[unit, circuit[current]] = 1.0
         for successor, weight in successors:
             mlp_out[circuit[successor], unit] = _MLP_GAIN * weight

@@ -9,17 +9,16 @@ import pytest
 
 from offgrid.errors import ModelFileError
 from offgrid.models.validate_whisper import check_whisper_file
-from tests.tinymodels.whisper import write_tiny_whisper
-
-
-@pytest.fixture(scope="module")
-def tiny_model(tmp_path_factory) -> Path:
-    return write_tiny_whisper(tmp_path_factory.mktemp("whisper") / "ggml-tiny-test.bin")
 
 
 @pytest.fixture
-def model_bytes(tiny_model) -> bytes:
-    return tiny_model.read_bytes()
+def tiny_model(tiny_whisper) -> Path:
+    return tiny_whisper
+
+
+@pytest.fixture
+def model_bytes(tiny_whisper) -> bytes:
+    return tiny_whisper.read_bytes()
 
 
 def corrupt(tmp_path: Path, data: bytes) -> Path:
@@ -33,6 +32,12 @@ def assert_rejected(path: Path, reason: str) -> None:
         check_whisper_file(path)
     assert caught.value.message.startswith(f"{path} is not a whisper model: ")
     assert reason in caught.value.message
+
+
+def test_english_only_model(tiny_whisper_en):
+    hparams = check_whisper_file(tiny_whisper_en)
+    assert hparams["n_vocab"] == 51864
+    assert hparams["multilingual"] is False
 
 
 def test_valid_model_returns_hyperparameters(tiny_model):
