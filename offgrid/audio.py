@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import io
 import math
-import os
 import shutil
 import signal
 import struct
