@@ -7,6 +7,7 @@ import json
 import os
 import pty
 import re
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -279,3 +280,20 @@ def test_terminal_shows_timestamped_segments(tiny_whisper, tmp_path):
                              "--no-save"])
     assert "[00:00:00.000 --> 00:00:01.500]  Hello world." in shown
     assert "[00:00:30.000 --> 00:00:31.500]  Hello world." in shown
+
+
+def test_ctrl_c_stops_transcribing_cleanly(tiny_whisper, tmp_path):
+    """SIGINT while whisper.cpp runs: no crash, the segments so far are out, exit 130, no file."""
+    long_file = write_wav(tmp_path / "long.wav", tone(16_000, seconds=600, amplitude=0.1))
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    process = subprocess.Popen(
+        [sys.executable, "-m", "offgrid", "transcribe", "-m", str(tiny_whisper), "-t", "1",
+         str(long_file), "-f", "txt"],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, env=env)
+    first = process.stdout.readline()
+    process.send_signal(signal.SIGINT)
+    rest, stderr = process.communicate(timeout=120)
+    assert first == b"Hello world.\n"
+    assert process.returncode == 130, stderr
+    assert len(rest.splitlines()) < 19  # stopped well before the 20th window
+    assert b"error" not in stderr
