@@ -36,6 +36,7 @@ SCHEMA: dict[str, type] = {
     "transcribe.model": str,
     "transcribe.language": str,
     "transcribe.threads": int,
+    "transcribe.format": str,
     "history.enabled": bool,
     "general.notify": bool,
     "general.yes": bool,

@@ -35,6 +35,17 @@ class ProgressHandle:
         if self._progress is not None:
             self._progress.advance(self._task, amount)
 
+    @property
+    def live(self) -> bool:
+        """True when a bar is on the terminal (stderr is a TTY)."""
+        return self._progress is not None
+
+    def print(self, text: str) -> None:
+        """A line above the live bar, for results that share the terminal with it (a raw
+        write would tear the bar); only meaningful when `live`."""
+        if self._progress is not None:
+            self._progress.console.print(text, markup=False, highlight=False)
+
 
 class Output:
     """Where everything a command shows goes."""

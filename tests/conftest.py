@@ -13,6 +13,7 @@ import pytest
 from tests.hubmirror import HubMirror
 from tests.tinymodels.llama import write_tiny_llama
 from tests.tinymodels.mmproj import VisionModels
+from tests.tinymodels.whisper import write_tiny_whisper
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -69,6 +70,18 @@ def tiny_llama_small_ctx(models_dir: Path) -> Path:
 def vision_models(models_dir: Path) -> VisionModels:
     """A tiny language model + mmproj pair (32 px images) and broken variants."""
     return VisionModels(models_dir / "vision")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper(models_dir: Path) -> Path:
+    """A multilingual whisper.cpp model that hears "Hello world." (0-1.5 s) in any audio."""
+    return write_tiny_whisper(models_dir / "ggml-tiny-test.bin")
+
+
+@pytest.fixture(scope="session")
+def tiny_whisper_en(models_dir: Path) -> Path:
+    """The same as an English-only (.en) model."""
+    return write_tiny_whisper(models_dir / "ggml-tiny-test.en.bin", multilingual=False)
 
 
 def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,

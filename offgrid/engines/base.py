@@ -89,3 +89,68 @@ class VisionEngine(TextEngine, Protocol):
 
 
 ProgressCallback = Callable[[int, int], None]
+
+
+# --- speech recognition ---------------------------------------------------------------------
+
+@dataclass
+class Segment:
+    """A stretch of recognised speech; times in seconds from the start of the audio."""
+
+    start: float
+    end: float
+    text: str
+
+
+@dataclass
+class TranscriptionSettings:
+    """What to ask of a speech model; None means the engine's default."""
+
+    language: str | None = None  # a code like "en"; None or "auto" = detect it
+    translate: bool = False  # into English
+    prompt: str | None = None  # vocabulary / style hint for the first window
+    word_timestamps: bool = False  # one segment per word
+
+
+@dataclass
+class TranscriptionStats:
+    """What one transcription cost."""
+
+    audio_seconds: float = 0.0
+    load_seconds: float = 0.0
+    transcribe_seconds: float = 0.0
+    language: str | None = None
+    segments: int = 0
+    finish_reason: str = "stop"  # stop | cancelled
+
+    @property
+    def real_time_factor(self) -> float:
+        """Processing time / audio time: below 1 is faster than real time."""
+        return self.transcribe_seconds / self.audio_seconds if self.audio_seconds else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["real_time_factor"] = round(self.real_time_factor, 4)
+        return data
+
+
+SegmentCallback = Callable[[Segment], None]
+PercentCallback = Callable[[int], None]
+
+
+class SpeechEngine(Protocol):
+    """A loaded speech-recognition model."""
+
+    model_name: str
+    multilingual: bool
+    stats: TranscriptionStats
+
+    def transcribe(self, samples: Any, settings: TranscriptionSettings,
+                   on_segment: SegmentCallback | None = None,
+                   on_progress: PercentCallback | None = None) -> list[Segment]:
+        """Transcribe 16 kHz mono float32 samples; segments also go to `on_segment` as they
+        are decoded, progress (0-100) to `on_progress`. Ctrl-C stops early: the segments so
+        far are returned and `stats.finish_reason` is "cancelled"."""
+        ...
+
+    def close(self) -> None: ...
