@@ -12,6 +12,7 @@ import pytest
 
 from tests.hubmirror import HubMirror
 from tests.tinymodels.llama import write_tiny_llama
+from tests.tinymodels.sd import write_tiny_sd
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -56,6 +57,12 @@ def tiny_llama_no_template(models_dir: Path) -> Path:
 def tiny_llama_small_ctx(models_dir: Path) -> Path:
     """A model trained for only 256 tokens of context."""
     return write_tiny_llama(models_dir / "tiny-256.gguf", n_ctx_train=256, seed=2)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_files(models_dir: Path) -> dict[str, Path]:
+    """Random-weight FLUX.2-klein components (role -> file) the real engine runs in ~1 s."""
+    return write_tiny_sd(models_dir / "tiny-sd")
 
 
 def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,
