@@ -24,6 +24,7 @@ from __future__ import annotations
 import collections
 import importlib
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -182,11 +183,16 @@ def _crash_error(returncode: int, log_tail: list[str], label: str) -> EngineErro
         hint = "run with --debug to see the engine's full log"
     last = next((line for line in reversed(log_tail) if line.strip()), "")
     if last:
-        message += f"; last log line: {last.strip()[:_MESSAGE_LOG_CHARS]}"
+        message += f"; last log line: {_short_source_paths(last.strip())[:_MESSAGE_LOG_CHARS]}"
     error = EngineError(message, hint=hint)
     error.log_tail = log_tail  # type: ignore[attr-defined]
     error.returncode = returncode  # type: ignore[attr-defined]
     return error
+
+
+def _short_source_paths(line: str) -> str:
+    """'/tmp/build/…/ggml/src/ggml.c:3220: GGML_ASSERT(…)' → 'ggml.c:3220: GGML_ASSERT(…)'."""
+    return re.sub(r"(?:/[^\s/:]+)+/([^\s/:]+:\d+)", r"\1", line)
 
 
 def _signal_name(number: int) -> str:

@@ -136,9 +136,9 @@ def flux2_klein_dit(init: _Init) -> Tensors:
     return t
 
 
-def qwen3_text_encoder(init: _Init) -> Tensors:
+def qwen3_text_encoder(init: _Init, hidden: int = LLM_HIDDEN) -> Tensors:
     """A one-layer Qwen3 LLM in Hugging Face tensor names."""
-    d, q_dim, kv_dim = LLM_HIDDEN, LLM_HEADS * LLM_HEAD_DIM, LLM_KV_HEADS * LLM_HEAD_DIM
+    d, q_dim, kv_dim = hidden, LLM_HEADS * LLM_HEAD_DIM, LLM_KV_HEADS * LLM_HEAD_DIM
     p = "model.layers.0."
     return {
         "model.embed_tokens.weight": init.embedding(LLM_VOCAB, d),
@@ -196,6 +196,11 @@ def taef2(init: _Init) -> Tensors:
             _tae_block(t, init, f"{enc}.{i}", with_group_norm=gn)
     _tae_conv(t, init, f"{enc}.14", TAE_Z, c)
     return t
+
+
+def write_mismatched_llm(path: Path) -> Path:
+    """A text encoder 48 wide: it loads, but the tiny diffusion model expects 32 (engine aborts)."""
+    return write_safetensors(path, qwen3_text_encoder(_Init(SEED + 1), hidden=48))
 
 
 def write_tiny_sd(directory: Path) -> dict[str, Path]:
