@@ -30,15 +30,20 @@ from offgrid.engines.sd import ROLE_ARGUMENTS, StableDiffusionEngine  # noqa: E4
 from offgrid.imagine import ImageParams, parse_size  # noqa: E402
 
 
+_keep_alive: list = []  # ctypes callbacks the C side still points to
+
+
 def run_direct(files: dict[str, Path], params: ImageParams, threads: int) -> dict:
     """Load and generate with the binding alone."""
     import stable_diffusion_cpp as sd_cpp
 
-    @sd_cpp.sd_log_callback
-    def quiet(level, text, data):  # keep the engine's log off the benchmark's output
-        pass
+    if not _keep_alive:
+        @sd_cpp.sd_log_callback
+        def quiet(level, text, data):  # keep the engine's log off the benchmark's output
+            pass
 
-    sd_cpp.sd_set_log_callback(quiet, None)
+        _keep_alive.append(quiet)
+        sd_cpp.sd_set_log_callback(quiet, None)
     rate = [0.0]
 
     def progress(step: int, steps: int, seconds_per_step: float) -> None:
@@ -47,12 +52,17 @@ def run_direct(files: dict[str, Path], params: ImageParams, threads: int) -> dic
 
     started = time.perf_counter()
     engine = sd_cpp.StableDiffusion(**{ROLE_ARGUMENTS[r]: str(p) for r, p in files.items()},
-                                    n_threads=threads, vae_decode_only=True, verbose=True)
+                                    n_threads=threads, vae_decode_only=True, verbose=False)
     loaded = time.perf_counter()
-    image = engine.generate_image(
-        prompt=params.prompt, negative_prompt=params.negative, width=params.width,
-        height=params.height, cfg_scale=params.cfg_scale, sample_method=params.sampler,
-        sample_steps=params.steps, seed=params.seed, progress_callback=progress)[0].convert("RGB")
+    try:
+        image = engine.generate_image(
+            prompt=params.prompt, negative_prompt=params.negative, width=params.width,
+            height=params.height, cfg_scale=params.cfg_scale, sample_method=params.sampler,
+            sample_steps=params.steps, seed=params.seed, progress_callback=progress)[0].convert("RGB")
+    finally:
+        # the binding's callback dies with generate_image; the C side would call it on the next
+        # model load (tensor-loading progress) and segfault
+        sd_cpp.sd_set_progress_callback(None, None)
     done = time.perf_counter()
     return {"load_seconds": loaded - started, "wall_seconds": done - started,
             "seconds_per_step": rate[0], "pixels": hashlib.sha256(image.tobytes()).hexdigest()}
