@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from offgrid.engines.sd import StableDiffusionEngine, check_components, file_kind, size_multiple
+from offgrid.engines.sd import (StableDiffusionEngine, check_components, file_kind, load_failure,
+                                size_multiple)
 from offgrid.errors import ModelFileError, UsageError
 
 
@@ -59,3 +60,12 @@ def test_unknown_file_format(tmp_path: Path):
     whisper_like.write_bytes(b"lmgg" + b"\x00" * 64)
     with pytest.raises(ModelFileError, match="not a GGUF or safetensors file"):
         check_components({"model": whisper_like})
+
+
+def test_load_failure_names_the_missing_component():
+    lines = ["[info] loading", "model.cpp:1067 - tensor 'first_stage_model.decoder.conv_in.weight' not in model file",
+             "stable-diffusion.cpp:801  - load tensors from model loader failed"]
+    error = load_failure(lines, "load tensors from model loader failed")
+    assert "tensor 'first_stage_model.decoder.conv_in.weight' is missing (the --vae component" in error.message
+    vague = load_failure(["read tensor data failed"], "read tensor data failed")
+    assert vague.message == "could not load the image model: read tensor data failed"

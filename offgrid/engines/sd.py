@@ -13,6 +13,7 @@ process when components do not fit together. So this adapter:
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -252,15 +253,39 @@ def _generate_in_child(request: dict[str, Any], *, emit: Callable[[Any], None]) 
         verbose=True,  # False would redirect fds 1/2 to /dev/null and hide abort messages
     )
     if not engine._model.model:  # a NULL context: the binding does not raise
-        raise EngineError(
-            "could not load the image model: " + native.last_native_error("the engine gave no reason"),
-            hint="check that the files belong together (run with --debug for the engine's log)",
-        )
+        raise load_failure(list(native.native_log), native.last_native_error("the engine gave no reason"))
     emit(("loaded", time.monotonic() - started))
 
     for index, seed in enumerate(request["seeds"]):
         _generate_one(engine, params, seed, index, init_image, emit)
         sys.stderr.flush()
+
+
+# tensor-name prefix after loading -> the flag whose file should have held it
+_PREFIX_FLAGS = (
+    ("text_encoders.llm.", "--llm"), ("text_encoders.clip_l.", "--clip-l"),
+    ("text_encoders.clip_g.", "--clip-g"), ("cond_stage_model.1.", "--clip-g"),
+    ("text_encoders.t5xxl.", "--t5xxl"), ("cond_stage_model.", "--clip-l"),
+    ("first_stage_model.", "--vae"), ("tae.", "--taesd"), ("model.diffusion_model.", "--diffusion-model"),
+)
+_MISSING_TENSOR = re.compile(r"tensor '([^']+)' not in model file")
+
+
+def load_failure(log_lines: list[str], fallback: str) -> EngineError:
+    """Say which component is missing when the engine could not find tensors it needs."""
+    missing = [m.group(1) for line in log_lines if (m := _MISSING_TENSOR.search(line))]
+    if missing:
+        flag = next((f for prefix, f in _PREFIX_FLAGS if missing[0].startswith(prefix)), None)
+        what = f"the {flag} component" if flag else "a component"
+        return EngineError(
+            f"could not load the image model: tensor '{missing[0]}' is missing "
+            f"({what} is absent or does not belong to this model)",
+            hint="give every file the model needs (see its catalog entry: offgrid models info NAME)",
+        )
+    return EngineError(
+        f"could not load the image model: {fallback}",
+        hint="check that the files belong together (run with --debug for the engine's log)",
+    )
 
 
 def _generate_one(engine: Any, params: ImageParams, seed: int, index: int, init_image: Any, emit: Callable) -> None:

@@ -251,6 +251,16 @@ def test_components_that_do_not_fit_crash_the_child_not_the_cli(offgrid, model_a
     assert list(work.iterdir()) == []
 
 
+def test_missing_component_is_named(offgrid, tiny_sd_files, work: Path) -> None:
+    result = offgrid("imagine", "x", "--diffusion-model", str(tiny_sd_files["diffusion_model"]),
+                     "--taesd", str(tiny_sd_files["taesd"]), "--size", "64x64", "--steps", "1", cwd=work)
+    assert result.returncode == 1
+    assert result.stderr.startswith(
+        "offgrid: error: could not load the image model: tensor 'text_encoders.llm.model.embed_tokens.weight' "
+        "is missing (the --llm component is absent")
+    assert list(work.iterdir()) == []
+
+
 def test_existing_output_needs_force(offgrid, model_args, work: Path) -> None:
     (work / "taken.png").write_bytes(b"not mine")
     refused = offgrid("imagine", "x", *model_args, "-o", "taken.png", cwd=work)
