@@ -13,6 +13,7 @@ import pytest
 from tests.hubmirror import HubMirror
 from tests.tinymodels.llama import write_tiny_llama
 from tests.tinymodels.mmproj import VisionModels
+from tests.tinymodels.sd import write_tiny_sd
 from tests.tinymodels.whisper import write_tiny_whisper
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -82,6 +83,12 @@ def tiny_whisper(models_dir: Path) -> Path:
 def tiny_whisper_en(models_dir: Path) -> Path:
     """The same as an English-only (.en) model."""
     return write_tiny_whisper(models_dir / "ggml-tiny-test.en.bin", multilingual=False)
+
+
+@pytest.fixture(scope="session")
+def tiny_sd_files(models_dir: Path) -> dict[str, Path]:
+    """Random-weight FLUX.2-klein components (role -> file) the real engine runs in ~1 s."""
+    return write_tiny_sd(models_dir / "tiny-sd")
 
 
 def run_offgrid(*args: str, input: str | bytes | None = None, env: dict[str, str] | None = None,

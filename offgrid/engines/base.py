@@ -8,7 +8,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from offgrid.imagine import ImageParams
 
 Message = dict[str, Any]  # {"role": "system"|"user"|"assistant", "content": str | list}
 
@@ -154,3 +157,67 @@ class SpeechEngine(Protocol):
         ...
 
     def close(self) -> None: ...
+# --- image generation ---------------------------------------------------------------------------
+
+
+@dataclass
+class ImageProgress:
+    """One sampling step of one picture."""
+
+    image: int  # 0-based index of the picture
+    images: int
+    step: int
+    steps: int
+    seconds_per_step: float  # the engine's running mean for this picture; 0 before step 1
+
+
+@dataclass
+class GeneratedImage:
+    """A finished picture and the exact parameters (its own seed) it was made with."""
+
+    index: int
+    params: ImageParams
+    image: Any  # PIL.Image.Image, RGB
+    seconds: float
+    seconds_per_step: float
+
+
+@dataclass
+class ImageStats:
+    """What one run of the image engine cost."""
+
+    load_seconds: float = 0.0
+    image_seconds: list[float] = field(default_factory=list)
+    seconds_per_step: list[float] = field(default_factory=list)
+    total_seconds: float = 0.0
+
+    @property
+    def mean_seconds_per_step(self) -> float:
+        rates = self.seconds_per_step
+        return sum(rates) / len(rates) if rates else 0.0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "load_seconds": round(self.load_seconds, 3),
+            "image_seconds": [round(s, 3) for s in self.image_seconds],
+            "seconds_per_step": round(self.mean_seconds_per_step, 4),
+            "total_seconds": round(self.total_seconds, 3),
+        }
+
+
+class ImageEngine(Protocol):
+    """A text-to-image model whose files were checked and can be run."""
+
+    model_name: str
+    size_multiple: int  # width and height must be multiples of this
+    default_sampler: str
+
+    def generate(self, params: ImageParams, count: int = 1, *,
+                 on_progress: Callable[[ImageProgress], None] | None = None,
+                 on_image: Callable[[GeneratedImage], None] | None = None) -> ImageStats:
+        """Make `count` pictures with seeds params.seed, +1, …; each goes to on_image when done.
+
+        Ctrl-C (KeyboardInterrupt) stops the run; pictures already passed to on_image stay.
+        """
+        ...
+

@@ -1,0 +1,215 @@
+"""`offgrid imagine`: text (or an image) to image on the device."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from offgrid import config, imagine
+from offgrid.commands import common
+from offgrid.engines import native
+from offgrid.engines.base import GeneratedImage, ImageProgress, ImageStats
+from offgrid.errors import UsageError
+from offgrid.history import History
+from offgrid.imagine import ImageParams
+from offgrid.models import store
+from offgrid.output import Output
+
+# --flag -> component role, named like stable-diffusion.cpp's own CLI
+COMPONENT_FLAGS = {
+    "diffusion_model": "--diffusion-model", "clip_l": "--clip-l", "clip_g": "--clip-g",
+    "t5xxl": "--t5xxl", "llm": "--llm", "vae": "--vae", "taesd": "--taesd",
+}
+
+def _component(flag: str, what: str) -> Any:
+    return Annotated[Optional[str], typer.Option(flag, help=f"{what} (a file, or a catalog alias).",
+                                                 show_default=False)]
+
+
+def imagine_command(
+    prompt: Annotated[Optional[list[str]], typer.Argument(
+        help="What to draw. May be omitted with --from-png.", show_default=False)] = None,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="PNG file to write (default: a new name from the prompt and seed "
+                               "in the current folder). With --count N: NAME-1.png … NAME-N.png.",
+        show_default=False)] = None,
+    negative: Annotated[Optional[str], typer.Option("--negative", help="What to keep out of the picture.")] = None,
+    steps: Annotated[Optional[int], typer.Option("--steps", help="Sampling steps (default: the model's).")] = None,
+    cfg_scale: Annotated[Optional[float], typer.Option(
+        "--cfg-scale", help="How strictly to follow the prompt (default: the model's; 1 for turbo models).")] = None,
+    sampler: Annotated[Optional[str], typer.Option(
+        "--sampler", help="Sampling method: " + ", ".join(imagine.SAMPLERS) + ".")] = None,
+    seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: random; always reported).")] = None,
+    width: Annotated[Optional[int], typer.Option("--width", help="Width in pixels.")] = None,
+    height: Annotated[Optional[int], typer.Option("--height", help="Height in pixels.")] = None,
+    size: Annotated[Optional[str], typer.Option("--size", help="WIDTHxHEIGHT, e.g. 512x512.")] = None,
+    count: Annotated[int, typer.Option("--count", min=1, max=64, help="How many pictures (seeds SEED, SEED+1, …).")] = 1,
+    init: Annotated[Optional[Path], typer.Option("--init", help="Start from this picture (image-to-image).")] = None,
+    strength: Annotated[Optional[float], typer.Option(
+        "--strength", help="With --init: how much to change it, 0–1 (default 0.75).")] = None,
+    from_png: Annotated[Optional[Path], typer.Option(
+        "--from-png", help="Make a picture again from the parameters stored in an offgrid PNG; "
+                           "other options override them.")] = None,
+    model: common.ModelOpt = None,
+    diffusion_model: _component("--diffusion-model", "Stand-alone diffusion model") = None,
+    clip_l: _component("--clip-l", "CLIP-L text encoder") = None,
+    clip_g: _component("--clip-g", "CLIP-G text encoder") = None,
+    t5xxl: _component("--t5xxl", "T5-XXL text encoder") = None,
+    llm: _component("--llm", "LLM text encoder (Qwen3 for FLUX.2-klein, …)") = None,
+    vae: _component("--vae", "VAE") = None,
+    taesd: _component("--taesd", "Tiny autoencoder (TAESD): faster decoding") = None,
+    threads: common.ThreadsOpt = None,
+    open_: Annotated[bool, typer.Option("--open", help="Show the picture when it is done.")] = False,
+    json_: common.JsonOpt = False,
+    no_save: Annotated[bool, typer.Option("--no-save", help="Do not record the run in the history.")] = False,
+    yes: common.YesOpt = False,
+    force: Annotated[bool, typer.Option("--force", help="Replace existing output files; run even if "
+                                                        "memory looks too small.")] = False,
+) -> None:
+    """Draw a picture from a prompt with a local image model."""
+    out = Output(plain=json_)
+    conf = config.load()
+    chosen = config.settings("imagine", {"threads": threads}, config=conf)
+    previous = imagine.read_png_params(from_png) if from_png else None
+    components = {role: value for role, value in dict(
+        diffusion_model=diffusion_model, clip_l=clip_l, clip_g=clip_g, t5xxl=t5xxl, llm=llm,
+        vae=vae, taesd=taesd).items() if value}
+    files, entry = _model_files(out, model, chosen.get("model"), components, previous, yes)
+    engine = _engine(files, entry, chosen.get("threads"))
+    flags = dict(negative=negative, steps=steps, cfg_scale=cfg_scale, sampler=sampler, seed=seed,
+                 width=width, height=height, init=str(init) if init else None, strength=strength)
+    flags.update(_size_flags(size, width, height))
+    params = _params(" ".join(prompt) if prompt else None, flags, previous, chosen, entry, engine)
+    paths = imagine.output_paths(output, params, count, force=force)
+    store.check_memory(engine.components.size_bytes, imagine.working_memory_mb(params, entry),
+                       force=force)
+
+    saved: list[dict[str, Any]] = []
+    stats = _run(out, engine, params, count, paths, force, saved)
+    _report(out, engine, params, stats, saved, json_)
+    if not no_save and conf.get("history.enabled") is not False:
+        History().record_run("imagine", engine.model_name, params.prompt,
+                             "\n".join(item["path"] for item in saved),
+                             {"parameters": params.to_metadata(), "count": count,
+                              "images": saved, "timings": stats.to_dict()})
+    if open_:
+        for item in saved:
+            _show(out, Path(item["path"]))
+
+
+def _params(prompt: str | None, flags: dict[str, Any], previous: ImageParams | None,
+            configured: dict[str, Any], entry: Any, engine: Any) -> ImageParams:
+    """The checked parameters, with the model files and the --init picture as absolute paths."""
+    params = imagine.build_params(prompt, flags, previous=previous, configured=configured,
+                                  catalog=entry.options if entry else None,
+                                  default_sampler=engine.default_sampler)
+    if params.init:
+        imagine.check_init_image(params.init)
+    params = replace(params, model=entry.alias if entry else None,
+                     files={role: str(path.resolve()) for role, path in engine.components.files.items()},
+                     init=str(Path(params.init).resolve()) if params.init else None)
+    imagine.check_params(params, engine.size_multiple)
+    return params
+
+
+def _size_flags(size: str | None, width: int | None, height: int | None) -> dict[str, int]:
+    """--size WxH as width/height flags (which it may not be combined with)."""
+    if size is None:
+        return {}
+    if width is not None or height is not None:
+        raise UsageError("give either --size or --width/--height, not both")
+    w, h = imagine.parse_size(size)
+    return {"width": w, "height": h}
+
+
+def _model_files(out: Output, spec: str | None, configured: str | None, components: dict[str, str],
+                 previous: ImageParams | None, yes: bool) -> tuple[dict[str, Path], Any]:
+    """role -> file: --model and component flags > the earlier PNG's model > config > catalog."""
+    files: dict[str, Path] = {}
+    replaces_generator = any(role == "diffusion_model" for role in components)
+    if spec is None and previous is not None and not replaces_generator:
+        spec = previous.model
+        if spec is None:
+            files = {role: Path(path) for role, path in previous.files.items()}
+    if spec is None and not files and not replaces_generator:
+        spec = configured
+    entry = None
+    if spec is not None or not (files or components):
+        resolved = common.resolve_model(out, spec, "image", yes=yes)
+        entry = resolved.entry
+        extras = previous.files if previous is not None and spec == previous.model else {}
+        files = {**{role: Path(p) for role, p in extras.items()}, **resolved.files}
+    for role, value in components.items():
+        files[role] = _component_file(out, role, value, yes)
+    return files, entry
+
+
+def _component_file(out: Output, role: str, value: str, yes: bool) -> Path:
+    """A component flag's value: a local file, or a catalog alias that has a file for the role."""
+    if store.is_local_path(value):
+        return Path(value).expanduser()
+    resolved = common.resolve_model(out, value, "image", yes=yes)
+    if role not in resolved.files:
+        raise UsageError(f"{value} has no {role} file for {COMPONENT_FLAGS[role]}")
+    return resolved.files[role]
+
+
+def _engine(files: dict[str, Path], entry: Any, threads: int | None) -> Any:
+    from offgrid.engines.sd import StableDiffusionEngine
+
+    return StableDiffusionEngine(files, model_name=entry.alias if entry else None,
+                                 threads=common.threads(threads), on_log=native.record_log)
+
+
+def _run(out: Output, engine: Any, params: ImageParams, count: int, paths: list[Path],
+         force: bool, saved: list[dict[str, Any]]) -> ImageStats:
+    """Generate with a progress bar on stderr, saving each picture the moment it is done."""
+    with out.progress(f"loading {engine.model_name}") as bar:
+        def on_progress(p: ImageProgress) -> None:
+            rate = f" · {p.seconds_per_step:.2f} s/step" if p.step else ""
+            label = f"image {p.image + 1}/{p.images}" if p.images > 1 else "image"
+            bar.update(completed=p.step, total=p.steps, description=label + rate)
+
+        def on_image(done: GeneratedImage) -> None:
+            path = imagine.save_png(done.image, paths[done.index], done.params, force=force)
+            saved.append({"path": str(path), "seed": done.params.seed,
+                          "seconds": round(done.seconds, 3),
+                          "seconds_per_step": round(done.seconds_per_step, 4)})
+
+        return engine.generate(params, count, on_progress=on_progress, on_image=on_image)
+
+
+def _report(out: Output, engine: Any, params: ImageParams, stats: ImageStats,
+            saved: list[dict[str, Any]], json_: bool) -> None:
+    if json_:
+        out.json({"images": saved, "model": engine.model_name,
+                  "parameters": params.to_metadata(), "timings": stats.to_dict()})
+        return
+    for item in saved:
+        out.line(item["path"])
+    seeds = ", ".join(str(item["seed"]) for item in saved)
+    out.info(f"seed {seeds} · {params.width}x{params.height} · {params.steps} step{'' if params.steps == 1 else 's'} · "
+             f"{stats.mean_seconds_per_step:.2f} s/step · {stats.total_seconds:.1f} s")
+
+
+def _show(out: Output, path: Path) -> None:
+    """Open a picture in the device's viewer; a missing viewer is a warning, not a failure."""
+    import platform
+    import shutil
+    import subprocess
+
+    from offgrid import device
+
+    opener = "termux-open" if device.is_termux() else "open" if platform.system() == "Darwin" else "xdg-open"
+    if shutil.which(opener) is None:
+        out.warn(f"cannot show {path}: {opener} is not installed")
+        return
+    subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                     stderr=subprocess.DEVNULL, start_new_session=True)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("imagine")(imagine_command)
