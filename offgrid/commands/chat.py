@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from offgrid import config
+from offgrid import completion, config
 from offgrid.commands import common
 from offgrid.conversation import Conversation, with_context
 from offgrid.engines.base import GenerationSettings
@@ -44,7 +44,8 @@ def chat(
     continue_: Annotated[bool, typer.Option("--continue", "-c",
                                             help="Continue the last conversation.")] = False,
     session: Annotated[Optional[str], typer.Option(
-        "--session", help="Continue (or start) the conversation with this name.")] = None,
+        "--session", help="Continue (or start) the conversation with this name.",
+        autocompletion=completion.session_names)] = None,
     no_save: Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")] = False,
     think: Annotated[Optional[bool], typer.Option(
         "--think/--no-think", help="Let a thinking model (Qwen3) think first, or not.",

@@ -13,7 +13,7 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from offgrid import config, device
+from offgrid import completion, config, device
 from offgrid.errors import InputError, ModelNotCachedError, OffgridError, UsageError
 from offgrid.models import store
 from offgrid.models.store import ResolvedModel
@@ -21,7 +21,8 @@ from offgrid.output import Output, stdin_is_tty
 
 # --- shared option declarations -------------------------------------------------------------
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Catalog alias, owner/repo:file.gguf, or a local file path.")]
+    "--model", "-m", help="Catalog alias, owner/repo:file.gguf, or a local file path.",
+    autocompletion=completion.model_aliases)]
 CtxOpt = Annotated[Optional[int], typer.Option(
     "--ctx", min=256, help="Context window in tokens (default: the model's catalog value).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
