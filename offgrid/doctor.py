@@ -90,13 +90,10 @@ def platform_info() -> dict[str, Any]:
 
 def cpu_info(sys_cpu: Path = device.SYS_CPU) -> dict[str, Any]:
     """Core count, the performance cores, and the clusters by maximum frequency (MHz)."""
-    freqs = device._max_freqs(sys_cpu)
-    clusters: dict[int, list[int]] = {}
-    for cpu, khz in sorted(freqs.items()):
-        clusters.setdefault(khz // 1000, []).append(cpu)
-    return {"cores": len(freqs) or device.cpu_count(),
+    clusters = device.cpu_clusters(sys_cpu)
+    return {"cores": sum(map(len, clusters.values())) or device.cpu_count(),
             "performance_cores": device.performance_cores(sys_cpu),
-            "clusters_mhz": {str(mhz): cpus for mhz, cpus in sorted(clusters.items())},
+            "clusters_mhz": {str(mhz): cpus for mhz, cpus in clusters.items()},
             "threads": device.default_threads(sys_cpu)}
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 
 import pytest
@@ -187,3 +188,23 @@ def test_shared_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     (tmp_path / "storage").mkdir()
     (tmp_path / "storage" / "shared").symlink_to(tmp_path / "shared-real")
     assert termux.shared_storage() == tmp_path / "storage" / "shared"
+
+
+def test_desktop_microphone_uses_arecord_and_stops_it(fake: FakeBin, tmp_path: Path) -> None:
+    fake.add("arecord", action="open(args[-1], 'wb').write(b'RIFF'); time.sleep(60)")
+    audio = tmp_path / "mic.wav"
+    recorder = termux.Recorder(audio, limit_seconds=30)
+    recorder.start()
+    for _ in range(200):  # until the fake has started writing
+        if audio.exists() and audio.stat().st_size:
+            break
+        time.sleep(0.05)
+    assert recorder.stop() == audio
+    assert fake.argv("arecord") == [["-q", "-f", "S16_LE", "-r", "16000", "-c", "1", "-d", "30",
+                                     str(audio)]]
+
+
+def test_desktop_microphone_missing_tool(fake: FakeBin, tmp_path: Path) -> None:
+    with pytest.raises(OffgridError) as info:
+        termux.Recorder(tmp_path / "x.wav").start()
+    assert "arecord" in info.value.message and "audio file" in (info.value.hint or "")

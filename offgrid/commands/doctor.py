@@ -11,8 +11,11 @@ from offgrid.output import Output
 
 
 def doctor(json_: common.JsonOpt = False) -> None:
-    """Check this device: platform, CPU, memory, storage, engines, models, tools.
-    Exits 1 when something your setup needs is missing (each problem shows its fix)."""
+    """Check this device: engines, models, memory, storage, tools, and what to fix.
+
+    Shows the platform, CPU cores, memory, free storage, installed engines, downloaded and
+    recommended models. Exits 1 when something your setup needs is missing; each problem
+    comes with the command that fixes it. Nothing goes online."""
     out = Output(plain=json_)
     report = diagnosis.diagnose()
     if json_:
