@@ -1,8 +1,7 @@
 # offgrid shell completion, generated from the Typer app by completions/generate.py; do not edit.
 # Load it with `. offgrid.bash` (or `offgrid completion install bash`).
 
-_offgrid_table() {
-    # $1: table, $2: key
+_offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     case "$1" in
     subs) case "$2" in
         "") echo "chat doctor models config history completion" ;;
@@ -105,8 +104,7 @@ _offgrid_table() {
 }
 
 _offgrid_has() {  # is word $2 in the list $1?
-    case " $1 " in *" $2 "*) return 0 ;; esac
-    return 1
+    [[ " $1 " == *" $2 "* ]]
 }
 
 _offgrid_dynamic() {  # ask offgrid for values (Typer's protocol)

@@ -150,11 +150,8 @@ def _tables(tree: list[Command]) -> dict[str, dict[str, str]]:
     return {"subs": subs, "opts": opts, "valued": valued, "args": args, "kinds": kinds}
 
 
-BASH = r'''# {header}; do not edit.
-# Load it with `. offgrid.bash` (or `offgrid completion install bash`).
-
-_offgrid_table() {{
-    # $1: table, $2: key
+# The case tables and the word test, shared by the bash and zsh scripts.
+SH_TABLES = r'''_offgrid_table() {{  # $1: table, $2: key (a command path, or "path option")
     case "$1" in
     subs) case "$2" in
 {subs}
@@ -175,10 +172,14 @@ _offgrid_table() {{
 }}
 
 _offgrid_has() {{  # is word $2 in the list $1?
-    case " $1 " in *" $2 "*) return 0 ;; esac
-    return 1
+    [[ " $1 " == *" $2 "* ]]
 }}
+'''
 
+BASH = r'''# {header}; do not edit.
+# Load it with `. offgrid.bash` (or `offgrid completion install bash`).
+
+{tables}
 _offgrid_dynamic() {{  # ask offgrid for values (Typer's protocol)
     local IFS=$'\n'
     COMPREPLY=( $( env COMP_WORDS="${{COMP_WORDS[*]:0:COMP_CWORD+1}}" COMP_CWORD=$COMP_CWORD \
@@ -223,30 +224,7 @@ ZSH = r'''#compdef offgrid
 # {header}; do not edit.
 # Put it on $fpath as `_offgrid` (or `offgrid completion install zsh`).
 
-_offgrid_table() {{
-    case "$1" in
-    subs) case "$2" in
-{subs}
-        esac ;;
-    opts) case "$2" in
-{opts}
-        esac ;;
-    valued) case "$2" in
-{valued}
-        esac ;;
-    args) case "$2" in
-{args}
-        esac ;;
-    kinds) case "$2" in
-{kinds}
-        esac ;;
-    esac
-}}
-
-_offgrid_has() {{  # is word $2 in the list $1?
-    [[ " $1 " == *" $2 "* ]]
-}}
-
+{tables}
 _offgrid() {{
     local cur="${{words[CURRENT]}}" cmdpath="" i word kind
     local -a candidates
@@ -356,9 +334,10 @@ def script(shell: str, tree: list[Command] | None = None) -> str:
     tables = _tables(tree if tree is not None else command_tree())
     if shell == "fish":
         return FISH.format(header=HEADER, var=COMPLETE_VAR, fish_cases=_fish_cases(tables))
-    template = {"bash": BASH, "zsh": ZSH}[shell]
     cases = {name: "\n".join(_case_lines(rows)) for name, rows in tables.items()}
-    return template.format(header=HEADER, var=COMPLETE_VAR, **cases)
+    shared = SH_TABLES.format(**cases)
+    template = {"bash": BASH, "zsh": ZSH}[shell]
+    return template.format(header=HEADER, var=COMPLETE_VAR, tables=shared)
 
 
 FILE_NAMES = {"bash": "offgrid.bash", "zsh": "_offgrid", "fish": "offgrid.fish"}
