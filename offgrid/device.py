@@ -77,6 +77,14 @@ def _max_freqs(sys_cpu: Path) -> dict[int, int]:
     return freqs
 
 
+def cpu_clusters(sys_cpu: Path = SYS_CPU) -> dict[int, list[int]]:
+    """Core ids grouped by maximum frequency in MHz, slowest first ({} when /sys says nothing)."""
+    clusters: dict[int, list[int]] = {}
+    for cpu, khz in sorted(_max_freqs(sys_cpu).items()):
+        clusters.setdefault(khz // 1000, []).append(cpu)
+    return dict(sorted(clusters.items()))
+
+
 def performance_cores(sys_cpu: Path = SYS_CPU) -> list[int]:
     """Core ids outside the slowest cluster on big.LITTLE chips; all cores elsewhere."""
     freqs = _max_freqs(sys_cpu)

@@ -46,6 +46,42 @@ CREATE TABLE IF NOT EXISTS messages (
 CREATE INDEX IF NOT EXISTS messages_conversation ON messages(conversation_id, id);
 """
 
+# Full-text index of message text (FTS5, when this SQLite has it), kept in step by triggers.
+FTS_SCHEMA = """
+CREATE VIRTUAL TABLE messages_fts USING fts5(
+    content, content='messages', content_rowid='id', tokenize='unicode61 remove_diacritics 2');
+CREATE TRIGGER messages_fts_insert AFTER INSERT ON messages BEGIN
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+CREATE TRIGGER messages_fts_delete AFTER DELETE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+END;
+CREATE TRIGGER messages_fts_update AFTER UPDATE ON messages BEGIN
+    INSERT INTO messages_fts(messages_fts, rowid, content) VALUES ('delete', old.id, old.content);
+    INSERT INTO messages_fts(rowid, content) VALUES (new.id, new.content);
+END;
+INSERT INTO messages_fts(messages_fts) VALUES ('rebuild');
+"""
+
+
+def _ensure_fts(conn: sqlite3.Connection) -> bool:
+    """Create the full-text index on first use (indexing what is there); False without FTS5."""
+    if conn.execute("SELECT 1 FROM sqlite_master WHERE name='messages_fts'").fetchone():
+        return True
+    try:
+        conn.executescript("BEGIN;" + FTS_SCHEMA + "COMMIT;")
+        return True
+    except sqlite3.OperationalError:  # no FTS5 in this SQLite build
+        if conn.in_transaction:
+            conn.rollback()
+        return False
+
+
+def fts_query(text: str) -> str:
+    """User text -> an FTS5 query: every word must appear (as a word or a word's start)."""
+    words = [w.replace('"', "") for w in text.split()]
+    return " ".join(f'"{w}"*' for w in words if w)
+
 
 @dataclass
 class Record:
@@ -72,6 +108,7 @@ class History:
 
     def __init__(self, path: Path | None = None):
         self.path = path or paths.history_db()
+        self.fts = False  # set on each open: is the FTS5 index there?
 
     @contextmanager
     def _db(self) -> Iterator[sqlite3.Connection]:
@@ -85,7 +122,9 @@ class History:
         try:
             conn.execute("PRAGMA journal_mode=WAL")
             conn.execute("PRAGMA foreign_keys=ON")
+            conn.execute("PRAGMA secure_delete=ON")  # deleted text is overwritten, not left
             conn.executescript(SCHEMA)
+            self.fts = _ensure_fts(conn)
             with conn:
                 yield conn
         except sqlite3.DatabaseError as exc:
@@ -156,21 +195,35 @@ class History:
         with self._db() as db:
             cur = db.execute("DELETE FROM conversations WHERE id=?", (conv_id,))
             db.execute("DELETE FROM messages WHERE conversation_id=?", (conv_id,))
-            return cur.rowcount > 0
+            deleted = cur.rowcount > 0
+            if deleted and self.fts:  # merge index segments: drops the deleted words too
+                db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('optimize')")
+        self._compact(vacuum=False)
+        return deleted
 
     def delete_all(self) -> int:
-        """Delete everything and VACUUM, so the text is really gone from the file."""
+        """Delete everything, then VACUUM and empty the WAL, so no text is left in either."""
         with self._db() as db:
             count = db.execute("SELECT COUNT(*) FROM conversations").fetchone()[0]
             db.execute("DELETE FROM messages")
             db.execute("DELETE FROM conversations")
-        conn = sqlite3.connect(self.path)
+            if self.fts:
+                db.execute("INSERT INTO messages_fts(messages_fts) VALUES ('delete-all')")
+        self._compact(vacuum=True)
+        return count
+
+    def _compact(self, *, vacuum: bool) -> None:
+        """Copy the WAL into the database and truncate it (old page images hold deleted
+        text); VACUUM rewrites the file without free pages."""
+        conn = sqlite3.connect(self.path, timeout=10)
         try:
-            conn.execute("VACUUM")
+            if vacuum:
+                conn.execute("VACUUM")
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.DatabaseError as exc:
+            raise self._corrupt(exc) from None
         finally:
             conn.close()
-        return count
 
     # --- reading -------------------------------------------------------------------------
     @staticmethod
@@ -207,19 +260,37 @@ class History:
 
     def list(self, *, command: str | None = None, search: str | None = None,
              limit: int = 50) -> list[Record]:
+        """Newest first; *search* matches titles, names and message text (full-text through
+        FTS5: every word, as a word or a word's start; substring LIKE without FTS5)."""
+        with self._db() as db:
+            if search and self.fts and fts_query(search):
+                try:
+                    return self._select(db, command, search, limit, fts=True)
+                except sqlite3.OperationalError:  # a query FTS5 cannot parse
+                    pass
+            return self._select(db, command, search, limit, fts=False)
+
+    def _select(self, db: sqlite3.Connection, command: str | None, search: str | None,
+                limit: int, *, fts: bool) -> list[Record]:
         query = "SELECT * FROM conversations c WHERE 1=1"
         args: list[Any] = []
         if command:
             query += " AND c.command=?"
             args.append(command)
         if search:
-            query += (" AND (c.title LIKE ? OR c.name LIKE ? OR EXISTS (SELECT 1 FROM messages m"
-                      " WHERE m.conversation_id=c.id AND m.content LIKE ?))")
-            args += [f"%{search}%"] * 3
+            query += " AND (c.title LIKE ? OR c.name LIKE ? OR "
+            args += [f"%{search}%"] * 2
+            if fts:
+                query += ("c.id IN (SELECT m.conversation_id FROM messages_fts f JOIN messages m"
+                          " ON m.id = f.rowid WHERE messages_fts MATCH ?))")
+                args.append(fts_query(search))
+            else:
+                query += ("EXISTS (SELECT 1 FROM messages m WHERE m.conversation_id=c.id"
+                          " AND m.content LIKE ?))")
+                args.append(f"%{search}%")
         query += " ORDER BY c.updated DESC LIMIT ?"
         args.append(limit)
-        with self._db() as db:
-            return [self._record(row) for row in db.execute(query, args)]
+        return [self._record(row) for row in db.execute(query, args)]
 
     def names(self) -> list[str]:
         with self._db() as db:

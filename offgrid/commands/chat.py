@@ -8,7 +8,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from offgrid import config
+from offgrid import completion, config
 from offgrid.commands import common
 from offgrid.conversation import Conversation, with_context
 from offgrid.engines.base import GenerationSettings
@@ -16,6 +16,7 @@ from offgrid.errors import InputError, UsageError
 from offgrid.history import History
 from offgrid.output import Output, stdin_is_tty
 from offgrid.repl import ChatSession, format_stats, prompt_toolkit_reader
+from offgrid.thinking import strip_thinking
 
 
 def chat(
@@ -43,11 +44,15 @@ def chat(
     continue_: Annotated[bool, typer.Option("--continue", "-c",
                                             help="Continue the last conversation.")] = False,
     session: Annotated[Optional[str], typer.Option(
-        "--session", help="Continue (or start) the conversation with this name.")] = None,
+        "--session", help="Continue (or start) the conversation with this name.",
+        autocompletion=completion.session_names)] = None,
     no_save: common.NoSaveOpt = False,
     think: Annotated[Optional[bool], typer.Option(
         "--think/--no-think", help="Let a thinking model (Qwen3) think first, or not.",
         show_default=False)] = None,
+    clipboard: common.ClipboardOpt = False,
+    copy: common.CopyOpt = False,
+    notify: common.NotifyOpt = None,
     json_: common.JsonOpt = False,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
@@ -56,7 +61,7 @@ def chat(
 ) -> None:
     """Ask a local language model: one question, piped text, or an interactive chat."""
     out = Output(plain=plain or json_)
-    question = _question(prompt)
+    question = _question(prompt, clipboard)
     if continue_ and session:
         raise UsageError("--continue and --session cannot be combined")
     conf = config.load()
@@ -87,12 +92,16 @@ def chat(
     try:
         if question is None:
             chat_session.repl(prompt_toolkit_reader())
+            _copy_last_reply(out, conversation, copy)
             return
-        reply = chat_session.ask(question, render=not json_)
+        with common.long_job(out, notify=notify, title="offgrid chat") as job:
+            reply = chat_session.ask(question, render=not json_)
+            job.done = "answer ready"
     finally:
         chat_session.engine.close()
     if not reply.text and reply.thinking.strip() and reply.stats.finish_reason == "length":
         out.warn("the model spent every token thinking; raise --max-tokens or pass --no-think")
+    common.deliver(out, reply.text, copy=copy)
     if json_:
         out.json({"text": reply.text, "model": resolved.name,
                   "conversation_id": chat_session.conversation_id,
@@ -105,10 +114,16 @@ def chat(
         out.info(format_stats(reply.stats))
 
 
-def _question(prompt: list[str] | None) -> str | None:
-    """The question from arguments and stdin; None means an interactive session."""
+def _question(prompt: list[str] | None, clipboard: bool = False) -> str | None:
+    """The question from arguments, the clipboard and stdin; None means an interactive
+    session. Clipboard or piped text is context for a question given as arguments."""
     text = " ".join(prompt) if prompt else None
     piped = sys.stdin is not None and not stdin_is_tty()
+    if clipboard:
+        if text == "-" or (piped and text is None and common.read_stdin_text().strip()):
+            raise UsageError("--clipboard and text on stdin cannot be combined")
+        clip = common.clipboard_text()
+        return with_context(text, clip) if text and text.strip() else clip
     if text == "-" or (text is None and piped):
         text = common.read_stdin_text()
         if not text.strip():
@@ -123,6 +138,13 @@ def _question(prompt: list[str] | None) -> str | None:
     if text is None and not stdin_is_tty():
         raise UsageError("no question given", hint='offgrid chat "your question"')
     return text
+
+
+def _copy_last_reply(out: Output, conversation: Conversation, copy: bool) -> None:
+    """--copy in the interactive chat: the last answer goes on the clipboard at the end."""
+    replies = [t["content"] for t in conversation.turns if t["role"] == "assistant"]
+    if copy and replies:
+        common.deliver(out, strip_thinking(replies[-1]).strip(), copy=True)
 
 
 def _system(system: str | None, system_file: Path | None) -> str | None:

@@ -5,21 +5,24 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Annotated, Any, Optional
 
 import typer
 
-from offgrid import device
-from offgrid.errors import ModelNotCachedError, OffgridError, UsageError
+from offgrid import completion, config, device
+from offgrid.errors import InputError, ModelNotCachedError, OffgridError, UsageError
 from offgrid.models import store
 from offgrid.models.store import ResolvedModel
 from offgrid.output import Output, stdin_is_tty
 
 # --- shared option declarations -------------------------------------------------------------
 ModelOpt = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Catalog alias, owner/repo:file.gguf, or a local file path.")]
+    "--model", "-m", help="Catalog alias, owner/repo:file.gguf, or a local file path.",
+    autocompletion=completion.model_aliases)]
 CtxOpt = Annotated[Optional[int], typer.Option(
     "--ctx", min=256, help="Context window in tokens (default: the model's catalog value).")]
 ThreadsOpt = Annotated[Optional[int], typer.Option(
@@ -145,3 +148,80 @@ def kv_cache_mb(info: Any, n_ctx: int) -> int:
     kv_width = embd * kv_heads // max(heads, 1)
     return 2 * layers * n_ctx * kv_width * 2 // (1 << 20)
 
+
+# --- phone integration: clipboard, notifications, wake lock (offgrid.termux) -----------------
+CopyOpt = Annotated[bool, typer.Option("--copy", help="Also put the answer on the clipboard.")]
+NotifyOpt = Annotated[Optional[bool], typer.Option(
+    "--notify/--no-notify", show_default=False,
+    help="Send a notification when a job that took over a minute ends (default: config "
+         "general.notify).")]
+ClipboardOpt = Annotated[bool, typer.Option("--clipboard",
+                                            help="Use the clipboard's text as input.")]
+
+NOTIFY_AFTER_SECONDS = 60.0
+
+
+def clipboard_text() -> str:
+    """The clipboard's text for --clipboard; an empty clipboard is an input error."""
+    from offgrid import termux
+
+    text = termux.clipboard_get()
+    if not text.strip():
+        raise InputError("the clipboard is empty")
+    return text
+
+
+def deliver(out: Output, text: str, *, copy: bool = False, write: bool = False) -> None:
+    """Hand the finished answer over: print it (*write*; streamed answers are already out)
+    and, with --copy, put it on the clipboard."""
+    if write:
+        out.write(text if text.endswith("\n") else text + "\n")
+    if copy:
+        from offgrid import termux
+
+        termux.clipboard_set(text)
+        out.info("copied to the clipboard")
+
+
+@dataclass
+class Job:
+    """What `long_job` yields: set `.done` to the notification text (default: "finished")."""
+
+    title: str
+    done: str = "finished"
+    started: float = field(default_factory=time.monotonic)
+
+    @property
+    def elapsed(self) -> float:
+        return time.monotonic() - self.started
+
+
+@contextmanager
+def long_job(out: Output, *, notify: bool | None = None, title: str = "offgrid") -> Iterator[Job]:
+    """Hold the wake lock (Termux) for a long job and, when it took over a minute and
+    notifications are on (--notify, or config general.notify), notify at the end, also
+    when it failed. A notification that cannot be sent is a warning, never an error."""
+    from offgrid import termux
+
+    if notify is None:
+        notify = bool(config.load().get("general.notify", False))
+    job = Job(title)
+    outcome = "failed"
+    with termux.wake_lock():
+        try:
+            yield job
+            outcome = job.done
+        except KeyboardInterrupt:
+            outcome = "stopped"
+            raise
+        finally:
+            if notify and job.elapsed > NOTIFY_AFTER_SECONDS:
+                try:
+                    termux.notify(title, f"{outcome} after {_duration(job.elapsed)}")
+                except OffgridError as exc:
+                    out.warn(f"no notification: {exc.message}")
+
+
+def _duration(seconds: float) -> str:
+    minutes, secs = divmod(int(round(seconds)), 60)
+    return f"{minutes} min {secs} s" if minutes else f"{secs} s"

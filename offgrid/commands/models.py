@@ -7,6 +7,7 @@ from typing import Annotated, Optional
 import typer
 
 from offgrid.commands import common
+from offgrid.completion import model_aliases
 from offgrid.errors import UsageError
 from offgrid.models import catalog, hub, store
 from offgrid.models.store import human_size
@@ -42,7 +43,8 @@ def list_(task: TaskOpt = None, json_: common.JsonOpt = False) -> None:
 
 
 @app.command()
-def pull(spec: Annotated[list[str], typer.Argument(help="Catalog alias or owner/repo:file.gguf.")]
+def pull(spec: Annotated[list[str], typer.Argument(
+        help="Catalog alias or owner/repo:file.gguf.", autocompletion=model_aliases)]
          ) -> None:
     """Download models (resumes an interrupted download, verifies size and checksum)."""
     out = Output()
@@ -53,7 +55,8 @@ def pull(spec: Annotated[list[str], typer.Argument(help="Catalog alias or owner/
 
 
 @app.command()
-def rm(spec: Annotated[list[str], typer.Argument(help="Catalog alias or owner/repo:file.gguf.")]
+def rm(spec: Annotated[list[str], typer.Argument(
+        help="Catalog alias or owner/repo:file.gguf.", autocompletion=model_aliases)]
        ) -> None:
     """Delete downloaded models from the cache."""
     out = Output()
@@ -63,7 +66,8 @@ def rm(spec: Annotated[list[str], typer.Argument(help="Catalog alias or owner/re
 
 
 @app.command()
-def path(spec: Annotated[str, typer.Argument(help="Catalog alias or owner/repo:file.gguf.")],
+def path(spec: Annotated[str, typer.Argument(
+        help="Catalog alias or owner/repo:file.gguf.", autocompletion=model_aliases)],
          task: TaskOpt = None) -> None:
     """Print the local path of a downloaded model (for scripts)."""
     files, entry = store.remote_files(spec) if not store.is_local_path(spec) else ([], None)
@@ -74,7 +78,8 @@ def path(spec: Annotated[str, typer.Argument(help="Catalog alias or owner/repo:f
 
 
 @app.command()
-def info(spec: Annotated[str, typer.Argument(help="Alias, owner/repo:file, or a local path.")],
+def info(spec: Annotated[str, typer.Argument(
+        help="Alias, owner/repo:file, or a local path.", autocompletion=model_aliases)],
          json_: common.JsonOpt = False) -> None:
     """What a model is: catalog data, files, and (for GGUF) its header."""
     out = Output()
