@@ -95,6 +95,14 @@ def _sniff(data: bytes) -> str:
     return "other"
 
 
+def _looks_like_media(data: bytes) -> bool:
+    """True for the signatures of common compressed audio/video containers."""
+    if data[:3] == b"ID3" or data[4:8] == b"ftyp" or data[:4] in (b"\x1aE\xdf\xa3", b"caff",
+                                                                   b"FORM", b"#!AM"):
+        return True
+    return len(data) > 1 and data[0] == 0xFF and data[1] & 0xE0 == 0xE0  # MPEG / ADTS sync
+
+
 # --- WAV ---------------------------------------------------------------------------------
 
 def _decode_wav(data: bytes, name: str) -> tuple[np.ndarray, int]:
@@ -184,6 +192,10 @@ def _decode_soundfile(data: bytes, name: str) -> tuple[np.ndarray, int]:
 def _decode_ffmpeg(data: bytes, path: Path | None, name: str, kind: str) -> tuple[np.ndarray, int]:
     ffmpeg = shutil.which("ffmpeg")
     if ffmpeg is None:
+        if kind == "other" and not _looks_like_media(data):
+            raise InputError(f"cannot decode {name}: it is not WAV, FLAC or OGG audio, and "
+                             "ffmpeg (for other formats) is not installed",
+                             hint=ffmpeg_install_hint())
         what = f"{kind.upper()} audio" if kind in ("flac", "ogg") else "this format"
         raise InputError(
             f"cannot decode {name}: {what} needs ffmpeg, which is not installed "

@@ -171,7 +171,7 @@ def test_flac_without_soundfile_or_ffmpeg(no_ffmpeg, no_soundfile):
 def test_text_file_is_not_audio(tmp_path, no_ffmpeg):
     path = tmp_path / "notes.mp3"
     path.write_text("this is not audio\n" * 20)
-    with pytest.raises(InputError, match="needs ffmpeg"):
+    with pytest.raises(InputError, match="it is not WAV, FLAC or OGG audio"):
         load_audio(path)
 
 
