@@ -60,7 +60,7 @@ def write_tiny_llama(
 
     With *endless*, the model can never emit a control token (so never stops by itself):
     embedding dimension 0 is a constant that no layer writes to, so after the final norm it
-    is always positive, and the control tokens' output rows weigh it strongly negative.
+    is always positive, and the output rows of every non-text token weigh it strongly negative.
     """
     rng = np.random.default_rng(seed)
     tokens, scores, types = _vocab()
@@ -91,11 +91,12 @@ def write_tiny_llama(
         return (rng.standard_normal(shape) * 0.2).astype(np.float32)
 
     embd, output = weight(n_vocab, n_embd), weight(n_vocab, n_embd)
-    control = [i for i, t in enumerate(types) if t in (gguf.TokenType.CONTROL,
-                                                        gguf.TokenType.UNKNOWN)]
+    # Control tokens would end the reply; lone byte tokens spell invalid UTF-8 that the
+    # binding holds back. An endless model emits neither, so text streams at once.
+    never = [i for i, t in enumerate(types) if t != gguf.TokenType.NORMAL]
     if endless:
         embd[:, 0] = 3.0
-        output[control, 0] = -50.0
+        output[never, 0] = -50.0
     writer.add_tensor("token_embd.weight", embd)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
     writer.add_tensor("output.weight", output)
