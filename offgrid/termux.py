@@ -14,7 +14,6 @@ import platform
 import shutil
 import subprocess
 import tempfile
-import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -170,79 +169,8 @@ def take_photo(path: Path, camera: int = 0, timeout: float = CAMERA_TIMEOUT) -> 
     return path
 
 
-class Recorder:
-    """Record the microphone into a file: `start()`, then `stop()` (or use it with `with`).
-
-    Termux: `termux-microphone-record` (AAC in .m4a); Linux: `arecord` (16 kHz mono WAV).
-    """
-
-    def __init__(self, path: Path, *, limit_seconds: int = 0):
-        self.path = path
-        self.limit_seconds = limit_seconds
-        self._process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        if on_termux():
-            run(["termux-microphone-record", "-f", str(self.path), "-l", str(self.limit_seconds),
-                 "-e", "aac"], what="recording from the microphone")
-            return
-        argv = _desktop_tool("recording from the microphone",
-                             [["arecord", "-q", "-f", "S16_LE", "-r", "16000", "-c", "1"]],
-                             "install alsa-utils (arecord), or pass an audio file instead")
-        if self.limit_seconds:
-            argv += ["-d", str(self.limit_seconds)]
-        exe = shutil.which(argv[0]) or argv[0]
-        self._process = subprocess.Popen([exe, *argv[1:], str(self.path)],
-                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                                         stderr=subprocess.DEVNULL)
-
-    def stop(self) -> Path:
-        """Stop recording and return the file once it exists."""
-        if self._process is not None:
-            process, self._process = self._process, None
-            if process.poll() is None:
-                process.terminate()
-            try:
-                process.wait(timeout=TIMEOUT)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        elif on_termux():
-            run(["termux-microphone-record", "-q"], what="stopping the recording")
-            _wait_for_file(self.path)
-        if not self.path.exists() or self.path.stat().st_size == 0:
-            raise OffgridError("the microphone recorded nothing",
-                               hint="allow Termux:API to use the microphone in Android's "
-                                    "app settings" if on_termux() else None)
-        return self.path
-
-    def __enter__(self) -> Recorder:
-        self.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        if exc[0] is None:
-            self.stop()
-        else:  # stop quietly: the first error is the one to report
-            try:
-                self.stop()
-            except OffgridError:
-                pass
-
-
-def _wait_for_file(path: Path, seconds: float = 3.0) -> None:
-    """The Termux:API app finishes writing after `-q` returns: wait until the file settles."""
-    deadline = time.monotonic() + seconds
-    last = -1
-    while time.monotonic() < deadline:
-        size = path.stat().st_size if path.exists() else -1
-        if size > 0 and size == last:
-            return
-        last = size
-        time.sleep(0.2)
-
-
 # --- wake lock ---------------------------------------------------------------------------------
+
 @contextmanager
 def wake_lock() -> Iterator[bool]:
     """Keep Android from freezing the process while the screen is off; always released.

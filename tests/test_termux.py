@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
@@ -84,23 +83,8 @@ def test_photo_without_a_picture_is_an_error(on_termux: FakeBin, tmp_path: Path)
         termux.take_photo(tmp_path / "none.jpg")
 
 
-def test_microphone_start_and_stop(on_termux: FakeBin, tmp_path: Path) -> None:
-    on_termux.add("termux-microphone-record",
-                  action="args[:1] == ['-f'] and open(args[1], 'wb').write(b'm4a data')")
-    audio = tmp_path / "rec.m4a"
-    with termux.Recorder(audio) as recorder:
-        pass
-    assert recorder.path == audio and audio.read_bytes() == b"m4a data"
-    assert on_termux.argv("termux-microphone-record") == [
-        ["-f", str(audio), "-l", "0", "-e", "aac"], ["-q"]]
 
 
-def test_microphone_stopped_even_when_the_caller_fails(on_termux: FakeBin, tmp_path: Path) -> None:
-    on_termux.add("termux-microphone-record")
-    with pytest.raises(KeyboardInterrupt):
-        with termux.Recorder(tmp_path / "rec.m4a"):
-            raise KeyboardInterrupt
-    assert on_termux.argv("termux-microphone-record")[-1] == ["-q"]
 
 
 def test_wake_lock_released_on_error_and_ctrl_c(on_termux: FakeBin) -> None:
@@ -190,21 +174,4 @@ def test_shared_storage(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None
     assert termux.shared_storage() == tmp_path / "storage" / "shared"
 
 
-def test_desktop_microphone_uses_arecord_and_stops_it(fake: FakeBin, tmp_path: Path) -> None:
-    fake.add("arecord", action="open(args[-1], 'wb').write(b'RIFF'); time.sleep(60)")
-    audio = tmp_path / "mic.wav"
-    recorder = termux.Recorder(audio, limit_seconds=30)
-    recorder.start()
-    for _ in range(200):  # until the fake has started writing
-        if audio.exists() and audio.stat().st_size:
-            break
-        time.sleep(0.05)
-    assert recorder.stop() == audio
-    assert fake.argv("arecord") == [["-q", "-f", "S16_LE", "-r", "16000", "-c", "1", "-d", "30",
-                                     str(audio)]]
 
-
-def test_desktop_microphone_missing_tool(fake: FakeBin, tmp_path: Path) -> None:
-    with pytest.raises(OffgridError) as info:
-        termux.Recorder(tmp_path / "x.wav").start()
-    assert "arecord" in info.value.message and "audio file" in (info.value.hint or "")

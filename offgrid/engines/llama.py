@@ -9,6 +9,7 @@ each turn evaluates only what is new.
 from __future__ import annotations
 
 import ctypes
+import importlib
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -63,7 +64,7 @@ def native_log_callback() -> Any:
 def import_llama() -> Any:
     """Import llama_cpp lazily, with its logs routed."""
     llama_cpp = native.import_engine("llama")
-    import llama_cpp.llama  # noqa: F401  (installs the binding's own logger first)
+    importlib.import_module("llama_cpp.llama")  # installs the binding's own logger first
 
     _route_native_logs(llama_cpp)
     return llama_cpp
