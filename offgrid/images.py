@@ -168,29 +168,10 @@ def pdf_page_image(
 
 def take_photo(camera_id: int = 0, timeout: float = CAMERA_TIMEOUT_S) -> bytes:
     """Take a JPEG photo with Termux:API's `termux-camera-photo` and return its bytes."""
-    tool = shutil.which("termux-camera-photo")
-    if tool is None:
-        raise InputError(
-            "--camera needs termux-camera-photo, which is not installed",
-            hint="pkg install termux-api (and install the Termux:API app)",
-        )
+    from offgrid import termux
+
     with tempfile.TemporaryDirectory(prefix="offgrid-camera-") as tmp:
-        photo = Path(tmp) / "photo.jpg"
-        try:
-            result = subprocess.run(
-                [tool, "-c", str(camera_id), str(photo)],
-                capture_output=True, timeout=timeout, check=False,
-            )
-        except subprocess.TimeoutExpired as exc:
-            raise InputError(f"the camera did not answer within {timeout:.0f} s") from exc
-        if result.returncode != 0 or not photo.exists() or photo.stat().st_size == 0:
-            detail = result.stderr.decode(errors="replace").strip().splitlines()
-            reason = f": {detail[-1]}" if detail else ""
-            raise InputError(
-                f"camera {camera_id} took no photo{reason}",
-                hint="allow the camera permission for Termux:API, or try --camera-id 1",
-            )
-        return photo.read_bytes()
+        return termux.take_photo(Path(tmp) / "photo.jpg", camera_id, timeout).read_bytes()
 
 
 def _encode(image: Image.Image, name: str, as_jpeg: bool) -> PreparedImage:

@@ -158,14 +158,15 @@ def open_file(path: Path, timeout: float = TIMEOUT) -> None:
 # --- camera and microphone ---------------------------------------------------------------------
 def take_photo(path: Path, camera: int = 0, timeout: float = CAMERA_TIMEOUT) -> Path:
     """Take a photo with camera *camera* (0 = back, 1 = front, usually) into *path* (JPEG)."""
-    if not on_termux():
+    if not on_termux() and not have("termux-camera-photo"):
         raise OffgridError("taking a photo needs Termux with the Termux:API app",
                            hint="pass an image file instead")
     run(["termux-camera-photo", "-c", str(camera), str(path)], what="taking a photo",
         timeout=timeout)
     if not path.exists() or path.stat().st_size == 0:
-        raise OffgridError("the camera returned no picture",
-                           hint="allow Termux:API to use the camera in Android's app settings")
+        raise OffgridError(f"camera {camera} returned no picture",
+                           hint="allow Termux:API to use the camera in Android's app settings, "
+                                "or try another camera (--camera-id 1)")
     return path
 
 
