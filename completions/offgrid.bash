@@ -13,9 +13,9 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     opts) case "$2" in
         "") echo "--debug --version --help -h" ;;
         "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --json --stats --plain --yes -y --force --help -h" ;;
-        "see") echo "--prompt -p --model -m --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --json --stats --plain --yes -y --force --help -h" ;;
-        "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t --open --json --no-save --yes -y --force --help -h" ;;
-        "transcribe") echo "--mic --model -m --language -l --translate --prompt --word-timestamps --format -f --output -o --threads -t --no-save --stats --plain --yes -y --force --help -h" ;;
+        "see") echo "--prompt -p --model -m --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --copy --json --stats --plain --yes -y --force --help -h" ;;
+        "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t --open --json --no-save --notify --no-notify --yes -y --force --help -h" ;;
+        "transcribe") echo "--mic --model -m --language -l --translate --prompt --word-timestamps --format -f --output -o --threads -t --no-save --copy --notify --no-notify --stats --plain --yes -y --force --help -h" ;;
         "doctor") echo "--json --help -h" ;;
         "models") echo "--help -h" ;;
         "models list") echo "--task --json --help -h" ;;

@@ -8,15 +8,15 @@ exactly. The engine adapter (engines/sd.py) only ever sees a checked ImageParams
 
 from __future__ import annotations
 
+import io
 import json
-import os
 import re
 import secrets
-import tempfile
 from dataclasses import asdict, dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
+from offgrid import files
 from offgrid.errors import InputError, UsageError
 
 # the samplers stable-diffusion.cpp 0.4.7 knows (its CLI's --sampling-method names)
@@ -170,17 +170,7 @@ def check_output_path(path: Path, force: bool) -> None:
     """Fail before any work when the picture could not be written."""
     if path.suffix.lower() != ".png":
         raise UsageError(f"{path}: the output file must end in .png")
-    if path.exists() and not force:
-        raise UsageError(f"{path} already exists", hint="add --force to replace it, or choose another -o name")
-    if path.is_dir():
-        raise UsageError(f"{path} is a directory")
-    parent = path.parent
-    if parent.exists() and not parent.is_dir():
-        raise UsageError(f"cannot write {path}: {parent} is not a folder")
-    if not parent.is_dir():
-        raise UsageError(f"cannot write {path}: the folder {parent} does not exist")
-    if not os.access(parent, os.W_OK):
-        raise UsageError(f"cannot write {path}: the folder {parent} is not writable")
+    files.check_output(path, force)
 
 
 def numbered_paths(path: Path, count: int) -> list[Path]:
@@ -252,15 +242,9 @@ def save_png(image: Any, path: Path, params: ImageParams, *, force: bool = False
     info.add_itxt(PNG_PARAMETERS_KEY, parameters_text(params))
     if path.exists() and not force:
         raise UsageError(f"{path} already exists", hint="add --force to replace it")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}-", suffix=".png.part", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            image.save(f, format="PNG", pnginfo=info)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    buffer = io.BytesIO()
+    image.save(buffer, format="PNG", pnginfo=info)
+    files.write_atomic(path, buffer.getvalue())
     return path
 
 

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from offgrid import files
 from offgrid.engines.base import Segment
-from offgrid.errors import InputError, UsageError
+from offgrid.errors import UsageError
 
 FORMATS = ("txt", "srt", "vtt", "json", "tsv")
 
@@ -96,19 +95,5 @@ def live_line(segment: Segment, timestamps: bool) -> str:
 
 
 def write_file(path: Path, text: str) -> None:
-    """Write atomically: a failed or interrupted run leaves no half-written file."""
-    path = Path(path)
-    try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    except OSError as exc:
-        raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(tmp, 0o666 & ~umask)  # as a plain open() would have created it
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    """Write a transcript atomically (see files.write_atomic)."""
+    files.write_atomic(Path(path), text)

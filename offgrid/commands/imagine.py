@@ -12,7 +12,7 @@ from offgrid import config, imagine
 from offgrid.commands import common
 from offgrid.engines import native
 from offgrid.engines.base import GeneratedImage, ImageProgress, ImageStats
-from offgrid.errors import UsageError
+from offgrid.errors import OffgridError, UsageError
 from offgrid.history import History
 from offgrid.imagine import ImageParams
 from offgrid.models import store
@@ -64,7 +64,8 @@ def imagine_command(
     threads: common.ThreadsOpt = None,
     open_: Annotated[bool, typer.Option("--open", help="Show the picture when it is done.")] = False,
     json_: common.JsonOpt = False,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Do not record the run in the history.")] = False,
+    no_save: common.NoSaveOpt = False,
+    notify: common.NotifyOpt = None,
     yes: common.YesOpt = False,
     force: Annotated[bool, typer.Option("--force", help="Replace existing output files; run even if "
                                                         "memory looks too small.")] = False,
@@ -88,7 +89,9 @@ def imagine_command(
                        force=force)
 
     saved: list[dict[str, Any]] = []
-    stats = _run(out, engine, params, count, paths, force, saved)
+    with common.long_job(out, notify=notify, title="offgrid imagine") as job:
+        stats = _run(out, engine, params, count, paths, force, saved)
+        job.done = f"{len(saved)} picture{'s' * (len(saved) != 1)} ready"
     _report(out, engine, params, stats, saved, json_)
     if not no_save and conf.get("history.enabled") is not False:
         History().record_run("imagine", engine.model_name, params.prompt,
@@ -197,18 +200,12 @@ def _report(out: Output, engine: Any, params: ImageParams, stats: ImageStats,
 
 def _show(out: Output, path: Path) -> None:
     """Open a picture in the device's viewer; a missing viewer is a warning, not a failure."""
-    import platform
-    import shutil
-    import subprocess
+    from offgrid import termux
 
-    from offgrid import device
-
-    opener = "termux-open" if device.is_termux() else "open" if platform.system() == "Darwin" else "xdg-open"
-    if shutil.which(opener) is None:
-        out.warn(f"cannot show {path}: {opener} is not installed")
-        return
-    subprocess.Popen([opener, str(path)], stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
-                     stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        termux.open_file(path)
+    except OffgridError as exc:
+        out.warn(f"cannot show {path}: {exc.message}")
 
 
 def register(app: typer.Typer) -> None:

@@ -53,6 +53,7 @@ def see(
     threads: common.ThreadsOpt = None,
     seed: common.SeedOpt = None,
     no_save: common.NoSaveOpt = False,
+    copy: common.CopyOpt = False,
     json_: common.JsonOpt = False,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
@@ -92,6 +93,8 @@ def see(
     finally:
         session.engine.close()
     _print_result(out, reply, fields, json_, resolved.name, pictures, session.conversation_id)
+    common.deliver(out, prompts.format_extraction(prompts.parse_extraction(reply.text, fields))
+                   if fields else reply.text, copy=copy)
     if stats:
         out.info(format_stats(reply.stats))
 

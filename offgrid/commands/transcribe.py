@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from offgrid import config, transcript
+from offgrid import config, files, transcript
 from offgrid.commands import common
 from offgrid.engines.base import Segment, TranscriptionSettings
 from offgrid.errors import UsageError
@@ -49,15 +49,21 @@ def transcribe(
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the transcript to this file.", show_default=False)] = None,
     threads: common.ThreadsOpt = None,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Keep no history of this run.")] = False,
+    no_save: common.NoSaveOpt = False,
+    copy: common.CopyOpt = False,
+    notify: common.NotifyOpt = None,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
     yes: common.YesOpt = False,
-    force: common.ForceOpt = False,
+    force: Annotated[bool, typer.Option(
+        "--force", help="Replace an existing -o file; load even if the model looks too big "
+                        "for available memory.")] = False,
 ) -> None:
     """Transcribe speech to text on the device (whisper.cpp)."""
     out = Output(plain=plain)
     output = None if output is not None and str(output) == "-" else output
+    if output is not None:
+        files.check_output(output, force)
     conf = config.load()
     fmt = transcript.choose_format(format_, output, default=conf.get("transcribe.format"))
     chosen = config.settings("transcribe", dict(model=model, language=language, threads=threads),
@@ -67,19 +73,22 @@ def transcribe(
                                      translate=translate, prompt=prompt,
                                      word_timestamps=word_timestamps)
     samples, source_name = _read_audio(out, source, mic)
-    engine = _load_engine(out, resolved, chosen.get("threads"), force)
-    try:
-        segments = _transcribe(out, engine, samples, settings,
-                               live=out.rich if output else fmt == "txt",
-                               timestamps=out.rich and (output is not None or format_ is None))
-    finally:
-        engine.close()
+    with common.long_job(out, notify=notify, title="offgrid transcribe") as job:
+        engine = _load_engine(out, resolved, chosen.get("threads"), force)
+        try:
+            segments = _transcribe(out, engine, samples, settings,
+                                   live=out.rich if output else fmt == "txt",
+                                   timestamps=out.rich and (output is not None or format_ is None))
+        finally:
+            engine.close()
+        job.done = "transcript ready"
     if engine.stats.finish_reason == "cancelled":
         raise KeyboardInterrupt
     fields = dict(model=resolved.name, source=source_name, language=engine.stats.language,
                   duration=round(engine.stats.audio_seconds, 3),
                   real_time_factor=round(engine.stats.real_time_factor, 4))
     _emit(out, segments, fmt, output, fields)
+    common.deliver(out, transcript.render(segments, fmt, **fields), copy=copy)
     if not no_save and conf.get("history.enabled") is not False:
         History().record_run("transcribe", resolved.name, source_name, transcript.to_txt(segments),
                              meta={**fields, "format": fmt, "segments": len(segments)})
