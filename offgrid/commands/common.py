@@ -139,6 +139,9 @@ def loading(out: Output, what: str) -> Iterator[None]:
 
 def kv_cache_mb(info: Any, n_ctx: int) -> int:
     """Estimated f16 KV-cache size for *n_ctx* tokens, from the GGUF hyper-parameters."""
+    trained = info.arch_value("context_length")
+    if isinstance(trained, int) and trained > 0:
+        n_ctx = min(n_ctx, trained)  # the engine never allocates more than the model knows
     layers = info.arch_value("block_count", 0) or 0
     embd = info.arch_value("embedding_length", 0) or 0
     heads = info.arch_value("attention.head_count", 1) or 1
