@@ -404,7 +404,9 @@ class Job:
             text = yield from _stream_answer(self._stream(messages, max_tokens), self.page_texts)
         elif len(found) > 1:
             messages = self._combiner(question)(found, True)
-            text = yield from _stream_answer(self._stream(messages, max_tokens), self.page_texts)
+            sources = set().union(*(cited_pages(part) for part in found)) & set(self.page_texts)
+            texts = {n: t for n, t in self.page_texts.items() if n in sources} or self.page_texts
+            text = yield from _stream_answer(self._stream(messages, max_tokens), texts)
         else:
             text = found[0] if found else NOT_MENTIONED
             yield text
