@@ -55,6 +55,7 @@ class Request:
     questions: list[str] = field(default_factory=list)
     fields: list[str] = field(default_factory=list)
     settings: GenerationSettings = field(default_factory=lambda: GenerationSettings(temperature=0.2))
+    map_tokens: int = MAP_TOKENS  # cap on each chunk's notes (at most 1/8 of the window)
 
 
 @dataclass
@@ -244,7 +245,7 @@ class Job:
         self.result = Result(document.name, document.page_numbers, 0, 0)
         self._started = time.perf_counter()
         self._final_reserve = _final_reserve(engine.n_ctx, request.settings.max_tokens)
-        self._map_reserve = max(32, min(MAP_TOKENS, engine.n_ctx // 8))
+        self._map_reserve = max(32, min(request.map_tokens, engine.n_ctx // 8))
         self._notes: list[str] = []  # summary map results, reduced until they fit one call
         self._found: list[list[str]] = [[] for _ in request.questions]  # answers per question
         self._field_parts: list[tuple[dict[str, str], dict[str, list[int]]]] = []
