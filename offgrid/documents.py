@@ -84,6 +84,11 @@ def load(
     Raises InputError for anything the user has to fix about the input.
     """
     name, data = _read_source(source, stdin)
+    return parse(name, data, pages=pages, password=password)
+
+
+def parse(name: str, data: bytes, *, pages: str | None = None, password: str | None = None) -> Document:
+    """Like `load`, for bytes already in hand (e.g. the clipboard); `name` labels errors."""
     if not data.strip():
         raise InputError(f"{name} is empty", hint=_empty_hint(name))
     if _looks_like_pdf(name, data):

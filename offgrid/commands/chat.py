@@ -11,6 +11,7 @@ import typer
 from offgrid import completion, config
 from offgrid.commands import common
 from offgrid.conversation import Conversation, with_context
+from offgrid.engines.base import GenerationSettings
 from offgrid.errors import InputError, UsageError
 from offgrid.history import History
 from offgrid.output import Output, stdin_is_tty
@@ -72,7 +73,7 @@ def chat(
                  repeat_penalty=repeat_penalty, max_tokens=max_tokens, seed=seed, ctx=ctx,
                  threads=threads, system=_system(system, system_file), think=think)
     chosen = config.settings("chat", flags, config=conf)
-    settings = common.generation_settings(chosen, stop)
+    settings = generation_settings(chosen, stop)
     engine = common.load_text_engine(out, resolved, ctx=chosen.get("ctx"),
                                      n_threads=chosen.get("threads"), seed=chosen.get("seed"),
                                      force=force)
@@ -164,6 +165,15 @@ def _previous(history: History | None, continue_: bool, session: str | None):  #
     if record is None and continue_:
         raise UsageError("there is no conversation to continue yet")
     return record
+
+
+def generation_settings(chosen: dict, stop: list[str] | None) -> GenerationSettings:  # type: ignore[type-arg]
+    """GenerationSettings from merged flags/config, keeping built-in defaults for the rest."""
+    settings = GenerationSettings(stop=list(stop or []))
+    for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens", "seed"):
+        if chosen.get(key) is not None:
+            setattr(settings, key, chosen[key])
+    return settings
 
 
 def register(app: typer.Typer) -> None:

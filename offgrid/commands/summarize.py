@@ -60,7 +60,10 @@ def summarize_command(
     json_: common.JsonOpt = False,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
-    no_save: Annotated[bool, typer.Option("--no-save", help="Do not record this run in the history.")] = False,
+    no_save: common.NoSaveOpt = False,
+    clipboard: common.ClipboardOpt = False,
+    copy: common.CopyOpt = False,
+    notify: common.NotifyOpt = None,
     yes: common.YesOpt = False,
     force: Annotated[bool, typer.Option(
         "--force", help="Overwrite the -o file; load even if the model looks too big for memory.")] = False,
@@ -73,7 +76,7 @@ def summarize_command(
         return
     _check_output_path(output, force)
     request = _request(conf, roles, ask, extract, points, length, lang, role)
-    docs = _load_documents(files, pages, password)
+    docs = _load_documents(files, pages, password, clipboard)
     flags = dict(model=model, ctx=ctx, threads=threads, max_tokens=max_tokens,
                  temperature=temperature, seed=seed)
     chosen = config.settings("summarize", flags, {"temperature": DEFAULT_TEMPERATURE}, config=conf)
@@ -85,9 +88,12 @@ def summarize_command(
                                          n_threads=chosen.get("threads"), seed=chosen.get("seed"),
                                          force=force)
         try:
-            results, text = _run(out, engine, docs, request, show=not json_)
+            with common.long_job(out, notify=notify, title="offgrid summarize") as job:
+                results, text = _run(out, engine, docs, request, show=not json_)
+                job.done = "summary ready"
         finally:
             engine.close()
+        common.deliver(out, text.strip(), copy=copy)
         if json_:
             out.json(_json(resolved.name, request, results, text))
     if output is not None:
@@ -114,9 +120,14 @@ def _request(conf: dict[str, Any], roles: dict[str, prompts.Role], ask: list[str
         language=lang or conf.get("summarize.lang"), questions=questions, fields=fields)
 
 
-def _load_documents(files: list[str] | None, pages: str | None,
-                    password: str | None) -> list[documents.Document]:
+def _load_documents(files: list[str] | None, pages: str | None, password: str | None,
+                    clipboard: bool) -> list[documents.Document]:
     sources = list(files or [])
+    if clipboard:
+        if sources:
+            raise UsageError("--clipboard and files cannot be combined")
+        text = common.clipboard_text()
+        return [documents.parse("<clipboard>", text.encode("utf-8"), pages=pages)]
     if not sources:
         if stdin_is_tty():
             raise UsageError("no document given",

@@ -203,3 +203,23 @@ def test_history_records_the_run(offgrid, tiny_llama: Path, contract: Path) -> N
     listed = offgrid("history", "--command", "summarize", "--json")
     assert listed.returncode == 0, listed.stderr
     assert "summarize" in listed.stdout and "Total?" in listed.stdout
+
+
+def test_clipboard_in_and_copy_out_on_the_phone(offgrid, tiny_llama: Path, tmp_path: Path) -> None:
+    from tests.fakebin import FakeBin
+
+    phone = FakeBin(tmp_path / "phone")
+    phone.add("termux-clipboard-get", stdout="Invoice 7. Total due: 40 EUR.")
+    for name in ("termux-clipboard-set", "termux-wake-lock", "termux-wake-unlock"):
+        phone.add(name)
+    env = {"PATH": f"{phone.dir}:/usr/bin:/bin", "TERMUX_VERSION": "0.118.1"}
+    result = run(offgrid, tiny_llama, "--clipboard", "--copy", "--json", env=env)
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["documents"][0]["name"] == "<clipboard>"
+    (copied,) = phone.calls("termux-clipboard-set")
+    assert copied["stdin"] == data["answer"]
+    names = [c["name"] for c in phone.calls()]
+    assert names.index("termux-wake-lock") < names.index("termux-wake-unlock")  # held while working
+    both = run(offgrid, tiny_llama, "--clipboard", str(tmp_path), env=env)
+    assert both.returncode == 2 and "--clipboard" in both.stderr
