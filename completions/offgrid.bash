@@ -4,7 +4,7 @@
 _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     case "$1" in
     subs) case "$2" in
-        "") echo "chat see imagine transcribe doctor models config history completion" ;;
+        "") echo "chat summarize see imagine transcribe doctor models config history completion" ;;
         "models") echo "list pull rm path info search files" ;;
         "config") echo "show set unset path keys" ;;
         "history") echo "show export rm" ;;
@@ -13,6 +13,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     opts) case "$2" in
         "") echo "--debug --version --help -h" ;;
         "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --json --stats --plain --yes -y --force --help -h" ;;
+        "summarize") echo "--ask -a --extract -x --points --length --lang --role --list-roles --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed --json --stats --plain --no-save --clipboard --copy --notify --no-notify --yes -y --force --help -h" ;;
         "see") echo "--prompt -p --model -m --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --copy --json --stats --plain --yes -y --force --help -h" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t --open --json --no-save --notify --no-notify --yes -y --force --help -h" ;;
         "transcribe") echo "--mic --model -m --language -l --translate --prompt --word-timestamps --format -f --output -o --threads -t --no-save --copy --notify --no-notify --stats --plain --yes -y --force --help -h" ;;
@@ -41,6 +42,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         esac ;;
     valued) case "$2" in
         "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --session" ;;
+        "summarize") echo "--ask -a --extract -x --points --length --lang --role --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed" ;;
         "see") echo "--prompt -p --model -m --mmproj --extract -e --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t" ;;
         "transcribe") echo "--model -m --language -l --prompt --format -f --output -o --threads -t" ;;
@@ -53,6 +55,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     args) case "$2" in
         "") echo "none" ;;
         "chat") echo "value" ;;
+        "summarize") echo "value" ;;
         "see") echo "value" ;;
         "imagine") echo "value" ;;
         "transcribe") echo "value" ;;
@@ -98,6 +101,28 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "chat --seed") echo "value" ;;
         "chat --stop") echo "value" ;;
         "chat --session") echo "dynamic" ;;
+        "summarize --ask") echo "value" ;;
+        "summarize -a") echo "value" ;;
+        "summarize --extract") echo "value" ;;
+        "summarize -x") echo "value" ;;
+        "summarize --points") echo "value" ;;
+        "summarize --length") echo "value" ;;
+        "summarize --lang") echo "value" ;;
+        "summarize --role") echo "value" ;;
+        "summarize --pages") echo "value" ;;
+        "summarize -p") echo "value" ;;
+        "summarize --password") echo "value" ;;
+        "summarize --output") echo "file" ;;
+        "summarize -o") echo "file" ;;
+        "summarize --model") echo "dynamic" ;;
+        "summarize -m") echo "dynamic" ;;
+        "summarize --ctx") echo "value" ;;
+        "summarize --threads") echo "value" ;;
+        "summarize -t") echo "value" ;;
+        "summarize --max-tokens") echo "value" ;;
+        "summarize -n") echo "value" ;;
+        "summarize --temperature") echo "value" ;;
+        "summarize --seed") echo "value" ;;
         "see --prompt") echo "value" ;;
         "see -p") echo "value" ;;
         "see --model") echo "dynamic" ;;

@@ -16,7 +16,7 @@ from offgrid.engines import native
 from offgrid.errors import ExitCode, OffgridError
 
 # Command modules, in --help order. Each exposes `register(app)`; none imports an engine.
-COMMANDS = ["chat", "see", "imagine", "transcribe", "models", "config", "history", "doctor",
+COMMANDS = ["chat", "summarize", "see", "imagine", "transcribe", "models", "config", "history", "doctor",
             "completion"]
 
 app = typer.Typer(
