@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import TextIO
 
 from offgrid.errors import InputError, UsageError
 
@@ -25,21 +28,34 @@ def check_output(path: Path, force: bool) -> None:
         raise UsageError(f"cannot write {path}: the folder {parent} is not writable")
 
 
-def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> None:
-    """Write via a temporary file and rename: a failed or interrupted run leaves no
-    half-written file. *private* makes it owner-only (0600)."""
+@contextmanager
+def atomic_file(path: Path, *, private: bool = False) -> Iterator[TextIO]:
+    """A text file to stream into; it replaces *path* only when the block succeeds, so a
+    failed or interrupted run leaves no half-written file. *private*: owner-only (0600)."""
     path = Path(path)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+        handle = tempfile.NamedTemporaryFile("w", encoding="utf-8", newline="\n",
+                                             dir=path.parent, prefix=f".{path.name}.",
+                                             delete=False)
     except OSError as exc:
         raise InputError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data.encode("utf-8") if isinstance(data, str) else data)
+        with handle:
+            yield handle
         umask = os.umask(0)
         os.umask(umask)
-        os.chmod(tmp, 0o600 if private else 0o666 & ~umask)  # as open() would have made it
-        os.replace(tmp, path)
+        os.chmod(handle.name, 0o600 if private else 0o666 & ~umask)  # as `>` would make it
+        os.replace(handle.name, path)
     except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+        Path(handle.name).unlink(missing_ok=True)
         raise
+
+
+def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> None:
+    """Write *data* whole or not at all (see atomic_file)."""
+    with atomic_file(path, private=private) as handle:
+        if isinstance(data, bytes):
+            handle.flush()
+            handle.buffer.write(data)
+        else:
+            handle.write(data)

@@ -105,6 +105,14 @@ def test_aes_pdf_without_cryptography_says_what_to_install(monkeypatch):
     assert caught.value.hint == documents.CRYPTO_PIP_LINE
 
 
+def test_aes_256_pdf_opens_with_its_password():
+    # offgrid depends on pypdf[crypto], so AES PDFs (what most tools write today) just work.
+    data = pdf_bytes(["the AES clause"], password="pw", algorithm="AES-256")
+    with pytest.raises(InputError, match="wrong password"):
+        load("-", stdin=io.BytesIO(data), password="no")
+    assert load("-", stdin=io.BytesIO(data), password="pw").pages[0].text == "the AES clause"
+
+
 @pytest.mark.parametrize(
     "mangle",
     [

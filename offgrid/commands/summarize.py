@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import os
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -13,11 +11,11 @@ from typing import Annotated, Any, Optional, TextIO
 
 import typer
 
-from offgrid import config, documents, paths, prompts, summarize
+from offgrid import config, documents, files, paths, prompts, summarize
 from offgrid.commands import common
 from offgrid.commands.chat import generation_settings
 from offgrid.engines import native
-from offgrid.errors import OffgridError, UsageError
+from offgrid.errors import UsageError
 from offgrid.history import History
 from offgrid.output import Output, stdin_is_tty
 
@@ -208,34 +206,18 @@ def _print_roles(out: Output, roles: dict[str, prompts.Role], json_: bool) -> No
 
 
 def _check_output_path(output: Path | None, force: bool) -> None:
-    if output is None:
-        return
-    if output.is_dir():
-        raise UsageError(f"-o {output} is a directory")
-    if output.exists() and not force:
-        raise OffgridError(f"{output} already exists", hint="add --force to overwrite it")
-    if not output.parent.exists():
-        raise UsageError(f"-o {output}: folder {output.parent} does not exist")
+    if output is not None:
+        files.check_output(output, force)
 
 
 @contextmanager
 def _destination(output: Path | None) -> Iterator[TextIO | None]:
-    """stdout, or a temporary file next to `output` that replaces it only on success."""
+    """stdout (None), or a file that replaces `output` only on success."""
     if output is None:
         yield None
         return
-    handle = tempfile.NamedTemporaryFile(
-        "w", encoding="utf-8", dir=output.parent, prefix=f".{output.name}.", delete=False)
-    try:
-        with handle:
-            yield handle
-        umask = os.umask(0)
-        os.umask(umask)
-        os.chmod(handle.name, 0o666 & ~umask)  # like a file made by `>`, not a private temp file
-        os.replace(handle.name, output)
-    except BaseException:
-        Path(handle.name).unlink(missing_ok=True)
-        raise
+    with files.atomic_file(output) as handle:
+        yield handle
 
 
 def _record(model: str, docs: list[documents.Document], request: summarize.Request,
