@@ -9,6 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
+from offgrid import files
 from offgrid.errors import UsageError
 from offgrid.history import History, to_markdown
 from offgrid.output import Output
@@ -73,10 +74,8 @@ def export(
     if output is None:
         out.write(text)
         return
-    if output.exists() and not force:
-        raise UsageError(f"{output} already exists", hint="pass --force to overwrite it")
-    output.write_text(text, encoding="utf-8")
-    output.chmod(0o600)
+    files.check_output(output, force)
+    files.write_atomic(output, text, private=True)
     out.info(f"wrote {output}")
 
 
