@@ -9,7 +9,11 @@ import sys
 import traceback
 from typing import Annotated, Optional
 
-import typer
+# Plain help: Typer's Rich help formatting imports ~100 modules (Markdown, Pygments) and
+# doubled `offgrid --help` time; panels also wrap badly on a phone-width terminal.
+os.environ.setdefault("TYPER_USE_RICH", "0")
+
+import typer  # noqa: E402  (reads TYPER_USE_RICH at import)
 
 from offgrid import __version__
 from offgrid.engines import native
@@ -58,6 +62,8 @@ def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type
     usages: list[type] = []
     aborts: list[type] = [KeyboardInterrupt]
     for name in ("typer._click.exceptions", "typer.exceptions", "click.exceptions"):
+        if name == "click.exceptions" and clicks:  # Typer vendors click: skip the ~20 ms import
+            continue
         try:
             module = importlib.import_module(name)
         except ImportError:

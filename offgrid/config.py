@@ -16,7 +16,8 @@ from offgrid.errors import OffgridError, UsageError
 
 _GENERATION = {"model": str, "temperature": float, "top_p": float, "top_k": int,
                "min_p": float, "repeat_penalty": float, "max_tokens": int, "ctx": int,
-               "threads": int, "seed": int}
+               "threads": int, "seed": int,
+               "flash_attn": bool, "kv_cache": str, "batch": int}  # speed (engines/llama.py)
 
 SCHEMA: dict[str, type] = {
     **{f"chat.{k}": t for k, t in _GENERATION.items()},

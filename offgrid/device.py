@@ -66,15 +66,68 @@ def cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def _max_freqs(sys_cpu: Path) -> dict[int, int]:
-    freqs: dict[int, int] = {}
-    for cpu_dir in sys_cpu.glob("cpu[0-9]*"):
-        try:
-            freqs[int(cpu_dir.name[3:])] = int(
-                (cpu_dir / "cpufreq" / "cpuinfo_max_freq").read_text().strip())
-        except (OSError, ValueError):
+def parse_cpu_list(text: str) -> list[int]:
+    """`0-3,6` (the kernel's cpu list format) -> [0, 1, 2, 3, 6]."""
+    cpus: list[int] = []
+    for part in text.strip().split(","):
+        if not part:
             continue
-    return freqs
+        low, _, high = part.partition("-")
+        try:
+            cpus.extend(range(int(low), int(high or low) + 1))
+        except ValueError:
+            return []
+    return cpus
+
+
+def _read_int(path: Path) -> int | None:
+    try:
+        return int(path.read_text().strip())
+    except (OSError, ValueError):
+        return None
+
+
+def online_cores(sys_cpu: Path = SYS_CPU) -> list[int]:
+    """Core ids that are online (hot-unplugged cores are listed in sysfs but cannot run)."""
+    try:
+        online = parse_cpu_list((sys_cpu / "online").read_text())
+    except OSError:
+        online = []
+    if online:
+        return online
+    cores = []
+    for cpu_dir in sys_cpu.glob("cpu[0-9]*"):
+        if cpu_dir.name[3:].isdigit() and _read_int(cpu_dir / "online") != 0:
+            cores.append(int(cpu_dir.name[3:]))
+    return sorted(cores)
+
+
+def _core_speeds(sys_cpu: Path, cores: list[int]) -> dict[int, int]:
+    """Max frequency (cpufreq) of the cores that report one; when some do not (driver not up
+    yet), the scheduler's cpu_capacity (ARM EAS) if every core has it, as the two units do
+    not compare."""
+    freqs = {cpu: _read_int(sys_cpu / f"cpu{cpu}" / "cpufreq" / "cpuinfo_max_freq")
+             for cpu in cores}
+    if all(freqs.values()):
+        return freqs  # type: ignore[return-value]
+    capacity = {cpu: _read_int(sys_cpu / f"cpu{cpu}" / "cpu_capacity") for cpu in cores}
+    if all(capacity.values()):
+        return capacity  # type: ignore[return-value]
+    return {cpu: freq for cpu, freq in freqs.items() if freq}
+
+
+def _clusters(speeds: dict[int, int], tolerance: float = 0.05) -> list[list[int]]:
+    """Cores grouped by speed, slowest group first; speeds within *tolerance* of the group's
+    slowest are one group (favoured-core binning, e.g. Intel Turbo Boost Max 3.0)."""
+    groups: list[list[int]] = []
+    base = 0
+    for cpu in sorted(speeds, key=lambda c: (speeds[c], c)):
+        if groups and speeds[cpu] <= base * (1 + tolerance):
+            groups[-1].append(cpu)
+        else:
+            groups.append([cpu])
+            base = speeds[cpu]
+    return groups
 
 
 def cpu_clusters(sys_cpu: Path = SYS_CPU) -> dict[int, list[int]]:
@@ -86,14 +139,24 @@ def cpu_clusters(sys_cpu: Path = SYS_CPU) -> dict[int, list[int]]:
 
 
 def performance_cores(sys_cpu: Path = SYS_CPU) -> list[int]:
-    """Core ids outside the slowest cluster on big.LITTLE chips; all cores elsewhere."""
-    freqs = _max_freqs(sys_cpu)
-    if len(set(freqs.values())) < 2:
-        return sorted(freqs) if freqs else list(range(cpu_count()))
-    slowest = min(freqs.values())
-    return sorted(cpu for cpu, freq in freqs.items() if freq > slowest)
+    """Online core ids outside the slowest cluster on big.LITTLE chips; all cores elsewhere.
+
+    Clusters come from cpuinfo_max_freq (or cpu_capacity when a core has no cpufreq):
+    4+3+1 -> the 3+1, 6 little + 2 big -> the 2; a core with neither counts as fast. Without
+    sysfs (macOS, sandboxes) every core this process may use counts.
+    """
+    cores = online_cores(sys_cpu)
+    if not cores:
+        return list(range(cpu_count()))
+    speeds = _core_speeds(sys_cpu, cores)
+    groups = _clusters(speeds)
+    if len(groups) < 2:
+        return cores
+    unknown = [cpu for cpu in cores if cpu not in speeds]  # no speed to rank: assume fast
+    return sorted([cpu for group in groups[1:] for cpu in group] + unknown)
 
 
-def default_threads(sys_cpu: Path = SYS_CPU) -> int:
-    """Threads for generation: one per performance core, at least 1."""
-    return max(1, min(len(performance_cores(sys_cpu)), cpu_count()))
+def default_threads(sys_cpu: Path = SYS_CPU, available: int | None = None) -> int:
+    """Threads for generation: one per performance core, at most the cores this process may
+    use (*available*, default: its affinity), at least 1."""
+    return max(1, min(len(performance_cores(sys_cpu)), available or cpu_count()))

@@ -10,13 +10,10 @@ import json
 import sys
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
-from rich.console import Console
-from rich.live import Live
-from rich.markdown import Markdown
-from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn,
-                           TimeElapsedColumn, TimeRemainingColumn)
+if TYPE_CHECKING:  # Rich is imported where used: `offgrid --help` needs none of it
+    from rich.progress import Progress
 
 
 class ProgressHandle:
@@ -52,6 +49,8 @@ class Output:
 
     def __init__(self, *, plain: bool = False, stdout: TextIO | None = None,
                  stderr: TextIO | None = None):
+        from rich.console import Console
+
         self.stdout = stdout or sys.stdout
         self.stderr = stderr or sys.stderr
         self.rich = _isatty(self.stdout) and not plain
@@ -72,6 +71,8 @@ class Output:
     def markdown(self, text: str) -> None:
         """Markdown on a terminal, the text itself in a pipe."""
         if self.console is not None:
+            from rich.markdown import Markdown
+
             self.console.print(Markdown(text))
         else:
             self.line(text.rstrip("\n"))
@@ -101,21 +102,31 @@ class Output:
         return "".join(parts)
 
     def _stream_live(self, chunks: Iterable[str]) -> str:
+        from rich.live import Live
+        from rich.markdown import Markdown
+
         assert self.console is not None
         parts: list[str] = []
         rows = max(self.console.size.height - 2, 4)
         interrupted = False
+        shown = {"done": False}
+
+        def view() -> Any:
+            # Called by Live at each refresh (10/s), not per chunk: parsing the Markdown
+            # once per token made generation on a terminal several times slower.
+            if shown["done"]:
+                return ""
+            return Markdown("\n".join("".join(parts).splitlines()[-rows:]))
+
         with Live(console=self.console, transient=True, refresh_per_second=10,
-                  vertical_overflow="crop") as live:
+                  vertical_overflow="crop", get_renderable=view):
             try:
                 for chunk in chunks:
                     parts.append(chunk)
-                    tail = "\n".join("".join(parts).splitlines()[-rows:])
-                    live.update(Markdown(tail))
             except KeyboardInterrupt:
                 interrupted = True
             finally:
-                live.update("")
+                shown["done"] = True
         text = "".join(parts)
         if text.strip():  # the whole answer, also what came before a Ctrl-C
             self.console.print(Markdown(text))
@@ -145,6 +156,9 @@ class Output:
         if not self.err_tty:
             yield ProgressHandle()
             return
+        from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
+                                   TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+
         columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
                    MofNCompleteColumn() if unit != "bytes" else TextColumn(
                        "{task.percentage:>3.0f}%"),

@@ -16,7 +16,6 @@ from typing import Any
 from offgrid import paths
 from offgrid.conversation import Conversation, PromptTooLarge
 from offgrid.engines.base import GenerationSettings, GenerationStats, TextEngine
-from offgrid.engines.llama import ContextOverflowError
 from offgrid.errors import OffgridError, UsageError
 from offgrid.history import History
 from offgrid.output import Output
@@ -66,6 +65,8 @@ class ChatSession:
         try:
             dropped = self.conversation.fit(self.engine)
         except PromptTooLarge as exc:
+            from offgrid.engines.llama import ContextOverflowError
+
             self.conversation.turns.pop()
             raise ContextOverflowError(exc.tokens, exc.n_ctx) from None
         if dropped:

@@ -53,6 +53,9 @@ def chat(
     clipboard: common.ClipboardOpt = False,
     copy: common.CopyOpt = False,
     notify: common.NotifyOpt = None,
+    flash_attn: common.FlashAttnOpt = None,
+    kv_cache: common.KvCacheOpt = None,
+    batch: common.BatchOpt = None,
     json_: common.JsonOpt = False,
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
@@ -71,12 +74,14 @@ def chat(
     resolved = common.resolve_model(out, spec, "text", yes=yes)
     flags = dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                  repeat_penalty=repeat_penalty, max_tokens=max_tokens, seed=seed, ctx=ctx,
-                 threads=threads, system=_system(system, system_file), think=think)
+                 threads=threads, system=_system(system, system_file), think=think,
+                 flash_attn=flash_attn, kv_cache=kv_cache, batch=batch)
     chosen = config.settings("chat", flags, config=conf)
     settings = generation_settings(chosen, stop)
+    speed = {key: chosen.get(key) for key in ("flash_attn", "kv_cache", "batch")}
     engine = common.load_text_engine(out, resolved, ctx=chosen.get("ctx"),
                                      n_threads=chosen.get("threads"), seed=chosen.get("seed"),
-                                     force=force)
+                                     force=force, **speed)
     conversation = Conversation(system=chosen.get("system"), think=chosen.get("think"))
     if record:
         conversation.system = chosen.get("system") or record.meta.get("system")
@@ -88,7 +93,7 @@ def chat(
         show_thinking=question is None,
         loader=lambda alias: common.load_text_engine(
             out, common.resolve_model(out, alias, "text", yes=yes), ctx=chosen.get("ctx"),
-            n_threads=chosen.get("threads"), seed=chosen.get("seed"), force=force))
+            n_threads=chosen.get("threads"), seed=chosen.get("seed"), force=force, **speed))
     try:
         if question is None:
             chat_session.repl(prompt_toolkit_reader())

@@ -39,8 +39,18 @@ ForceOpt = Annotated[bool, typer.Option("--force", help="Load even if the model 
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")]
+FlashAttnOpt = Annotated[Optional[bool], typer.Option(
+    "--flash-attn/--no-flash-attn", help="Flash attention (default: off; on with a quantized "
+    "KV cache).", show_default=False)]
+KvCacheOpt = Annotated[Optional[str], typer.Option(
+    "--kv-cache", help="KV-cache type: f16, q8_0 or q4_0 (smaller, needs flash attention).",
+    show_default=False)]
+BatchOpt = Annotated[Optional[int], typer.Option(
+    "--batch", min=1, help="Prompt tokens evaluated per step (default: 128).",
+    show_default=False)]
 
 DEFAULT_CTX = 4096
+KV_BYTES = {"f16": 2, "q8_0": 1, "q4_0": 1}  # per value, rounded up (q4_0: 0.56)
 
 
 def download(out: Output, spec: str) -> ResolvedModel:
@@ -91,18 +101,25 @@ def check_range(name: str, value: float | None, low: float, high: float | None =
 
 
 def load_text_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
-                     n_threads: int | None, seed: int | None, force: bool) -> Any:
-    """Validate, check memory, and load a GGUF language model with a spinner on stderr."""
-    from offgrid.engines.llama import LlamaEngine
+                     n_threads: int | None, seed: int | None, force: bool,
+                     flash_attn: bool | None = None, kv_cache: str | None = None,
+                     batch: int | None = None) -> Any:
+    """Validate, check memory, and load a GGUF language model with a spinner on stderr.
+
+    flash_attn, kv_cache and batch are the speed options; None means the measured default.
+    """
+    from offgrid.engines.llama import LlamaEngine, speed_settings
     from offgrid.models.validate import check_text_model
 
+    speed = speed_settings(flash_attn, kv_cache, batch)
     info = check_text_model(model.path)
     n_ctx = context_size(model, ctx)
-    store.check_memory(model.size, kv_cache_mb(info, n_ctx) + 100, force=force)
+    kv_mb = kv_cache_mb(info, n_ctx) * KV_BYTES[speed["kv_cache"]] // 2
+    store.check_memory(model.size, kv_mb + 100, force=force)
     with loading(out, model.name):
         return LlamaEngine(model.path, n_ctx=n_ctx, n_threads=threads(n_threads), seed=seed,
                            chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
-                           info=info, model_name=model.name)
+                           info=info, model_name=model.name, **speed)
 
 
 def load_vision_engine(out: Output, model: ResolvedModel, *, ctx: int | None,

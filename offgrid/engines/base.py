@@ -44,7 +44,9 @@ class GenerationStats:
 
     @property
     def tokens_per_second(self) -> float:
-        return self.completion_tokens / self.generation_seconds if self.generation_seconds else 0.0
+        """Generation speed: the first token's time is prompt time, so it is not counted."""
+        produced = max(self.completion_tokens - 1, 0)
+        return produced / self.generation_seconds if self.generation_seconds else 0.0
 
     @property
     def prompt_tokens_per_second(self) -> float:

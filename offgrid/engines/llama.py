@@ -8,16 +8,18 @@ each turn evaluates only what is new.
 
 from __future__ import annotations
 
-import ctypes
+import codecs
 import importlib
+import random
 import time
 from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from offgrid.engines import native
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message
-from offgrid.errors import EngineError, ModelFileError, OffgridError
+from offgrid.errors import EngineError, ModelFileError, OffgridError, UsageError
 from offgrid.models.validate import GGUFInfo, check_text_model
 
 # general.architecture -> llama-cpp-python chat format, for GGUFs without a template.
@@ -27,6 +29,14 @@ ARCH_FORMATS = {"gemma": "gemma", "gemma2": "gemma", "gemma3": "gemma", "qwen": 
 # A special token whose presence settles the format.
 TOKEN_FORMATS = (("<|start_header_id|>", "llama-3"), ("<start_of_turn>", "gemma"),
                  ("<|im_start|>", "chatml"))
+
+# Speed defaults, measured on a 0.5B Q4_0 model (benchmarks/bench_settings.py; README,
+# "Performance"): flash attention made generation ~30 % slower on CPU; a q8_0/q4_0 KV cache
+# costs speed for memory; batch 128 evaluates prompts as fast as 512 with ~40 MB less RSS.
+DEFAULT_FLASH_ATTN = False
+DEFAULT_KV_CACHE = "f16"
+DEFAULT_BATCH = 128
+KV_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0", "q4_0": "GGML_TYPE_Q4_0"}
 
 _log_callback: Any = None
 
@@ -46,6 +56,7 @@ def _route_native_logs(llama_cpp: Any) -> None:
     global _log_callback
     if _log_callback is not None:
         return
+    import ctypes
 
     @llama_cpp.llama_log_callback
     def callback(level: int, text: bytes, user_data: ctypes.c_void_p) -> None:
@@ -70,27 +81,107 @@ def import_llama() -> Any:
     return llama_cpp
 
 
+def speed_settings(flash_attn: bool | None = None, kv_cache: str | None = None,
+                   batch: int | None = None) -> dict[str, Any]:
+    """Llama() keyword arguments for the speed options; None means the measured default.
+
+    A quantized KV cache needs flash attention in llama.cpp (for V), so asking for one
+    turns flash attention on unless it was explicitly turned off, which is an error.
+    """
+    kv_cache = (kv_cache or DEFAULT_KV_CACHE).lower()
+    if kv_cache not in KV_CACHE_TYPES:
+        raise UsageError(f"unknown KV-cache type {kv_cache!r}",
+                         hint="use one of " + ", ".join(KV_CACHE_TYPES))
+    if kv_cache != "f16":
+        if flash_attn is False:
+            raise UsageError(f"a {kv_cache} KV cache needs flash attention",
+                             hint="drop --no-flash-attn, or use --kv-cache f16")
+        flash_attn = True
+    if batch is not None and batch < 1:
+        raise UsageError(f"--batch must be at least 1, not {batch}")
+    return {"flash_attn": DEFAULT_FLASH_ATTN if flash_attn is None else flash_attn,
+            "kv_cache": kv_cache, "n_batch": batch or DEFAULT_BATCH}
+
+
+def _head_size_fits(info: GGUFInfo, kv_cache: str) -> bool:
+    """Quantized KV blocks hold 32 values: the attention head size must be a multiple."""
+    if kv_cache == "f16":
+        return True
+    heads = info.arch_value("attention.head_count") or 1
+    size = info.arch_value("attention.key_length") or (
+        (info.arch_value("embedding_length") or 0) // heads if isinstance(heads, int) else 0)
+    if isinstance(size, int) and size % 32 == 0:
+        return True
+    native.record_log(f"offgrid: head size {size} does not fit a {kv_cache} KV cache; "
+                      "using f16")
+    return False
+
+
+def cpu_has_amx(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True on x86 CPUs with AMX, whose llama.cpp kernels crash (llama.cpp issue #20824)."""
+    try:
+        with cpuinfo.open() as fh:
+            for line in fh:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split()
+    except OSError:
+        pass
+    return False
+
+
+def safe_model_params() -> dict[str, Any]:
+    """llama_model_params fields this CPU needs: AMX weight repacking segfaults on the first
+    decode of a quantized model, so skip extra buffer types there (phones never have AMX)."""
+    return {"use_extra_bufts": False} if cpu_has_amx() else {}
+
+
+@contextmanager
+def model_params_override(llama_cpp: Any, **fields: Any) -> Iterator[None]:
+    """Set llama_model_params fields that Llama() does not expose, while it is built."""
+    module = llama_cpp.llama_cpp
+    original = module.llama_model_default_params
+
+    def patched() -> Any:
+        params = original()
+        for name, value in fields.items():
+            setattr(params, name, value)
+        return params
+
+    module.llama_model_default_params = patched
+    try:
+        yield
+    finally:
+        module.llama_model_default_params = original
+
+
 class LlamaEngine:
     """A loaded GGUF language model behind the TextEngine interface."""
 
     def __init__(self, model_path: Path, *, n_ctx: int = 4096, n_threads: int | None = None,
-                 n_batch: int = 512, seed: int | None = None, chat_format: str | None = None,
-                 info: GGUFInfo | None = None, model_name: str | None = None,
-                 flash_attn: bool = False):
+                 n_batch: int = DEFAULT_BATCH, seed: int | None = None,
+                 chat_format: str | None = None, info: GGUFInfo | None = None,
+                 model_name: str | None = None, flash_attn: bool = DEFAULT_FLASH_ATTN,
+                 kv_cache: str = DEFAULT_KV_CACHE, n_ubatch: int | None = None):
         self.info = info or check_text_model(model_path)
         self.model_name = model_name or model_path.name
         trained = self.info.arch_value("context_length")
         if isinstance(trained, int) and trained > 0:
             n_ctx = min(n_ctx, trained)
         llama_cpp = import_llama()
-        kwargs: dict[str, Any] = dict(n_ctx=n_ctx, n_batch=min(n_batch, n_ctx), verbose=False,
-                                      use_mmap=True, flash_attn=flash_attn)
+        n_batch = min(n_batch, n_ctx)
+        self.kv_cache = kv_cache if _head_size_fits(self.info, kv_cache) else "f16"
+        kv_type = getattr(llama_cpp, KV_CACHE_TYPES[self.kv_cache])
+        kwargs: dict[str, Any] = dict(n_ctx=n_ctx, n_batch=n_batch, verbose=False,
+                                      use_mmap=True, flash_attn=flash_attn,
+                                      n_ubatch=min(n_ubatch or n_batch, n_batch),
+                                      type_k=kv_type, type_v=kv_type)
         if n_threads:
             kwargs.update(n_threads=n_threads, n_threads_batch=n_threads)
         if seed is not None:
             kwargs["seed"] = seed
         try:
-            self.llm = llama_cpp.Llama(str(model_path), **kwargs)
+            with model_params_override(llama_cpp, **safe_model_params()):
+                self.llm = llama_cpp.Llama(str(model_path), **kwargs)
         except (ValueError, RuntimeError, OSError) as exc:
             reason = native.last_native_error(str(exc))
             raise ModelFileError(f"llama.cpp could not load {model_path.name}: {reason}") from None
@@ -98,6 +189,8 @@ class LlamaEngine:
         self.stats = GenerationStats()
         self.chat_format_source = "template"
         self._formatter = self._make_formatter(chat_format)
+        self._is_end = lambda token: llama_cpp.llama_vocab_is_eog(self.llm._model.vocab, token)
+        self._pieces: dict[int, bytes] = {}
         self._eval_calls: list[list[int]] = []
         self._cache_tokens: list[int] = []
         self._cache_text = ""
@@ -201,30 +294,16 @@ class LlamaEngine:
         start = time.perf_counter()
         self._eval_calls = []
         self._cache_text, self._cache_tokens = "", []
-        first: float | None = None
-        reply: list[str] = []
+        timing = {"first": 0.0}
         stats.finish_reason = "cancelled"
         try:
-            stream = self.llm.create_completion(
-                prompt=tokens, stream=True, max_tokens=max_tokens,
-                temperature=settings.temperature, top_p=settings.top_p, top_k=settings.top_k,
-                min_p=settings.min_p, repeat_penalty=settings.repeat_penalty,
-                seed=settings.seed, stop=stop or None)
-            for chunk in stream:
-                if first is None:
-                    first = time.perf_counter()
-                choice = chunk["choices"][0]
-                piece = choice.get("text") or ""
-                if piece:
-                    reply.append(piece)
-                    yield piece
-                if choice.get("finish_reason"):
-                    stats.finish_reason = choice["finish_reason"]
+            for piece in self._sample(tokens, settings, max_tokens, stop, stats, timing):
+                yield piece
         except (RuntimeError, ValueError) as exc:
             raise EngineError(f"generation failed: {native.last_native_error(str(exc))}") from None
         finally:
             end = time.perf_counter()
-            first = first or end
+            first = timing["first"] or end
             stats.time_to_first_token = first - start
             stats.prompt_seconds = first - start
             stats.generation_seconds = end - first
@@ -232,8 +311,55 @@ class LlamaEngine:
             calls = self._eval_calls
             stats.prompt_tokens_evaluated = len(calls[0]) if calls else 0
             generated = [tok for call in calls[1:] for tok in call]
-            stats.completion_tokens = len(generated) + (1 if reply else 0)
             self._remember_cache(tokens, text, generated)
+
+    def _sample(self, tokens: list[int], settings: GenerationSettings, max_tokens: int,
+                stop: list[str], stats: GenerationStats, timing: dict[str, float]
+                ) -> Iterator[str]:
+        """Sample up to *max_tokens* tokens and yield their text as it becomes final.
+
+        The semantics of llama-cpp-python's streaming create_completion (same sampler, same
+        seeding, an end-of-generation token or a stop string ends the reply, a stop string
+        and text that may begin one are never shown), but each token is decoded once:
+        create_completion re-detokenizes the whole reply at every token, which costs more
+        per token the longer the reply.
+        """
+        llm = self.llm
+        llm.set_seed(settings.seed if settings.seed is not None
+                     else random.Random(llm._seed).randint(0, 2**32))
+        decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
+        held, finish = "", "length"
+        for count, token in enumerate(llm.generate(
+                tokens, top_k=settings.top_k, top_p=settings.top_p, min_p=settings.min_p,
+                temp=settings.temperature, repeat_penalty=settings.repeat_penalty), start=1):
+            if not timing["first"]:
+                timing["first"] = time.perf_counter()
+            if self._is_end(token):
+                finish = "stop"
+                break
+            stats.completion_tokens = count
+            held += decoder.decode(self._piece(token))
+            at = _first_stop(held, stop)
+            if at is not None:
+                held, finish = held[:at], "stop"
+                break
+            keep = _partial_stop(held, stop)
+            if len(held) > keep:
+                yield held[:len(held) - keep]
+                held = held[len(held) - keep:]
+            if count >= max_tokens:
+                break
+        if finish == "length":
+            held += decoder.decode(b"", final=True)
+        if held:
+            yield held
+        stats.finish_reason = finish
+
+    def _piece(self, token: int) -> bytes:
+        piece = self._pieces.get(token)
+        if piece is None:
+            piece = self._pieces[token] = self.llm.detokenize([token])
+        return piece
 
     def _remember_cache(self, prompt: list[int], text: str, generated: list[int]) -> None:
         """Record the tokens now in the KV cache and the text they spell, for the next turn."""
@@ -247,6 +373,26 @@ class LlamaEngine:
         if llm is not None:
             llm.close()
             self.llm = None
+
+
+def _first_stop(text: str, stops: list[str]) -> int | None:
+    """Where the earliest-listed stop string found in *text* starts (create_completion's
+    rule), or None."""
+    for stop in stops:
+        if stop and stop in text:
+            return text.index(stop)
+    return None
+
+
+def _partial_stop(text: str, stops: list[str]) -> int:
+    """Length of the longest end of *text* that is the start of a stop string."""
+    longest = 0
+    for stop in stops:
+        for n in range(min(len(stop) - 1, len(text)), longest, -1):
+            if text.endswith(stop[:n]):
+                longest = n
+                break
+    return longest
 
 
 def _registered_formatter(fmt: Any, name: str) -> Callable[..., Any] | None:

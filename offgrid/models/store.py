@@ -15,7 +15,7 @@ from pathlib import Path
 
 from offgrid import device
 from offgrid.errors import ModelFileError, ModelNotCachedError, OffgridError, UsageError
-from offgrid.models import catalog, hub
+from offgrid.models import catalog
 from offgrid.models.catalog import CatalogEntry
 
 MODEL_SUFFIXES = (".gguf", ".bin", ".safetensors", ".ckpt")
@@ -96,6 +96,8 @@ def _local(spec: str) -> ResolvedModel:
 
 def cached_files(files: list[HubFile]) -> dict[str, Path | None]:
     """role -> cached path (or None), with no network access."""
+    from offgrid.models import hub  # imported when used: keeps `offgrid --help` quick
+
     return {f.role: hub.cached_file(f.repo, f.name, f.revision) for f in files}
 
 
@@ -123,6 +125,8 @@ def pull(spec: str, progress: DownloadProgress | None = None) -> ResolvedModel:
     """Download every file of *spec* that is not cached yet (resumable, verified)."""
     if is_local_path(spec):
         return _local(spec)
+    from offgrid.models import hub
+
     files, entry = remote_files(spec)
     found = cached_files(files)
     for f in files:

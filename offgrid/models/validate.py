@@ -63,6 +63,9 @@ class GGUFInfo:
         return self.metadata.get(f"{self.architecture}.{suffix}", default)
 
 
+_U64 = struct.Struct("<Q")
+
+
 class _Corrupt(Exception):
     """Internal: the header is inconsistent; the message says how."""
 
@@ -90,6 +93,23 @@ class _Reader:
         start = self.take(length)
         return bytes(self.buf[start:start + length]).decode("utf-8", errors="replace")
 
+    def raw_strings(self, count: int) -> list[bytes]:
+        """*count* strings as raw bytes, bounds-checked (a tight loop: vocabularies are big)."""
+        buf, size, pos = self.buf, self.size, self.pos
+        unpack = _U64.unpack_from
+        found = []
+        for _ in range(count):
+            if pos + 8 > size:
+                raise _Corrupt("the header runs past the end of the file")
+            length = unpack(buf, pos)[0]
+            pos += 8
+            if length > MAX_STRING or pos + length > size:
+                raise _Corrupt(f"a string claims {length} bytes")
+            found.append(buf[pos:pos + length])
+            pos += length
+        self.pos = pos
+        return found
+
     def value(self, vtype: int) -> Any:
         if vtype in _SCALARS:
             fmt, n = _SCALARS[vtype]
@@ -114,6 +134,8 @@ class _Reader:
         if etype == _STRING:
             if count * 8 > self.size - self.pos:
                 raise _Corrupt(f"an array claims {count} strings, more than the file holds")
+            if count > MAX_KEEP_ARRAY:  # a vocabulary: 150k+ strings, skimmed not decoded
+                return _ArraySummary(etype, count, len(set(self.raw_strings(count))))
             return [self.string() for _ in range(count)]
         raise _Corrupt(f"array of unsupported type {etype}")
 
@@ -124,6 +146,7 @@ class _ArraySummary:
 
     etype: int
     count: int
+    distinct: int | None = None  # for strings: how many differ (llama.cpp needs all unique)
 
     def __len__(self) -> int:
         return self.count
@@ -163,6 +186,10 @@ def _expect_type(key: str, vtype: int, value: Any) -> None:
         raise _Corrupt("metadata tokenizer.ggml.tokens should be a list of strings")
 
 
+def _distinct(value: Any) -> int:
+    return value.distinct if isinstance(value, _ArraySummary) else len(set(value))
+
+
 def _tensor_nbytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int:
     if ggml_type not in _GGML_TYPES:
         raise _Corrupt(f"tensor {name} has unknown type {ggml_type}")
@@ -193,7 +220,7 @@ def _parse(buf: mmap.mmap | bytes, size: int, path: Path) -> GGUFInfo:
         vtype = r.unpack("<I", 4)
         value = r.value(vtype)
         _expect_type(key, vtype, value)
-        if key == "tokenizer.ggml.tokens" and len(set(value)) != len(value):
+        if key == "tokenizer.ggml.tokens" and _distinct(value) != len(value):
             raise _Corrupt("the vocabulary has duplicate tokens")
         if isinstance(value, list) and len(value) > MAX_KEEP_ARRAY:
             value = _ArraySummary(_STRING, len(value))

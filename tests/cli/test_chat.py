@@ -157,3 +157,14 @@ def test_ctrl_c_in_a_pipe_exits_130_and_keeps_the_partial_turn(offgrid, tiny_lla
     shown = json.loads(offgrid("history", "show", record["id"], "--json").stdout)
     assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
     assert shown["messages"][1]["meta"]["finish_reason"] == "cancelled"
+
+
+def test_speed_options(offgrid, tiny_llama: Path) -> None:
+    ok = offgrid("chat", "-m", str(tiny_llama), "hi", "-n", "3", "--no-save", "--flash-attn",
+                 "--batch", "16")
+    assert ok.returncode == 0, ok.stderr
+    clash = offgrid("chat", "-m", str(tiny_llama), "hi", "--kv-cache", "q8_0",
+                    "--no-flash-attn")
+    assert clash.returncode == 2 and "needs flash attention" in clash.stderr
+    typo = offgrid("chat", "-m", str(tiny_llama), "hi", "--kv-cache", "q3")
+    assert typo.returncode == 2 and "unknown KV-cache type" in typo.stderr

@@ -25,7 +25,7 @@ WORDS = ["the", "a", "and", "of", "to", "in", "is", "it", "you", "that", "hello"
          "answer", "question", "model", "phone", "offline", "total", "due", "date"]
 
 
-def _vocab() -> tuple[list[str], list[float], list[int]]:
+def _vocab(n_vocab: int | None = None) -> tuple[list[str], list[float], list[int]]:
     tokens: list[str] = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
     types = [gguf.TokenType.UNKNOWN, gguf.TokenType.CONTROL, gguf.TokenType.CONTROL,
              gguf.TokenType.CONTROL, gguf.TokenType.CONTROL]
@@ -39,6 +39,10 @@ def _vocab() -> tuple[list[str], list[float], list[int]]:
         tokens.append(piece)
         types.append(gguf.TokenType.NORMAL)
     scores = [0.0] * 5 + [0.0] * 256 + [-float(len(p)) * 0.1 + 10 * (len(p) > 2) for p in pieces]
+    for i in range(len(tokens), n_vocab or 0):  # filler words up to a realistic vocab size
+        tokens.append(f"▁w{i}")
+        types.append(gguf.TokenType.NORMAL)
+        scores.append(-20.0)
     return tokens, scores, [int(t) for t in types]
 
 
@@ -55,15 +59,25 @@ def write_tiny_llama(
     seed: int = 0,
     name: str = "tiny-llama",
     endless: bool = False,
+    n_head_kv: int | None = None,
+    n_vocab: int | None = None,
+    tie_embeddings: bool = False,
+    dtype: type = np.float32,
+    weight_scale: float = 0.2,
 ) -> Path:
     """Write a 2-layer llama with a ~420-token vocab to *path* and return it.
 
     With *endless*, the model can never emit a control token (so never stops by itself):
     embedding dimension 0 is a constant that no layer writes to, so after the final norm it
     is always positive, and the output rows of every non-text token weigh it strongly negative.
+
+    The other keyword arguments give realistic shapes (benchmarks): grouped-query attention
+    (*n_head_kv*), a vocab padded with filler words to *n_vocab*, an output matrix shared with
+    the embeddings (*tie_embeddings*), and float16 weights (*dtype*).
     """
     rng = np.random.default_rng(seed)
-    tokens, scores, types = _vocab()
+    n_head_kv = n_head_kv or n_head
+    tokens, scores, types = _vocab(n_vocab)
     n_vocab = len(tokens)
     writer = gguf.GGUFWriter(str(path), architecture)
     writer.add_name(name)
@@ -72,7 +86,7 @@ def write_tiny_llama(
     writer.add_block_count(n_layer)
     writer.add_feed_forward_length(n_ff)
     writer.add_head_count(n_head)
-    writer.add_head_count_kv(n_head)
+    writer.add_head_count_kv(n_head_kv)
     writer.add_rope_dimension_count(n_embd // n_head)
     writer.add_layer_norm_rms_eps(1e-5)
     writer.add_vocab_size(n_vocab)
@@ -87,8 +101,13 @@ def write_tiny_llama(
     if chat_template:
         writer.add_chat_template(chat_template)
 
+    # float64 draws keep the default models' values; float32 draws are quicker for big ones.
+    draw = np.float64 if dtype is np.float32 else np.float32
+
     def weight(*shape: int) -> np.ndarray:
-        return (rng.standard_normal(shape) * 0.2).astype(np.float32)
+        return (rng.standard_normal(shape, dtype=draw) * weight_scale).astype(dtype)
+
+    n_embd_kv = n_embd // n_head * n_head_kv
 
     embd, output = weight(n_vocab, n_embd), weight(n_vocab, n_embd)
     # Control tokens would end the reply; lone byte tokens spell invalid UTF-8 that the
@@ -99,12 +118,13 @@ def write_tiny_llama(
         output[never, 0] = -50.0
     writer.add_tensor("token_embd.weight", embd)
     writer.add_tensor("output_norm.weight", np.ones(n_embd, dtype=np.float32))
-    writer.add_tensor("output.weight", output)
+    if not tie_embeddings:
+        writer.add_tensor("output.weight", output)
     for i in range(n_layer):
         blk = f"blk.{i}"
         writer.add_tensor(f"{blk}.attn_norm.weight", np.ones(n_embd, dtype=np.float32))
-        for proj in ("attn_q", "attn_k", "attn_v"):
-            writer.add_tensor(f"{blk}.{proj}.weight", weight(n_embd, n_embd))
+        for proj, rows in (("attn_q", n_embd), ("attn_k", n_embd_kv), ("attn_v", n_embd_kv)):
+            writer.add_tensor(f"{blk}.{proj}.weight", weight(rows, n_embd))
         attn_out, ffn_down = weight(n_embd, n_embd), weight(n_embd, n_ff)
         if endless:
             attn_out[0, :] = 0.0
