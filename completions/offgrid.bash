@@ -12,7 +12,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         esac ;;
     opts) case "$2" in
         "") echo "--debug --version --help -h" ;;
-        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --json --stats --plain --yes -y --force --help -h" ;;
+        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --flash-attn --no-flash-attn --kv-cache --batch --json --stats --plain --yes -y --force --help -h" ;;
         "summarize") echo "--ask -a --extract -x --points --length --lang --role --list-roles --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed --json --stats --plain --no-save --clipboard --copy --notify --no-notify --yes -y --force --help -h" ;;
         "see") echo "--prompt -p --model -m --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --copy --json --stats --plain --yes -y --force --help -h" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t --open --json --no-save --notify --no-notify --yes -y --force --help -h" ;;
@@ -41,7 +41,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "completion show") echo "--help -h" ;;
         esac ;;
     valued) case "$2" in
-        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --session" ;;
+        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --session --kv-cache --batch" ;;
         "summarize") echo "--ask -a --extract -x --points --length --lang --role --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed" ;;
         "see") echo "--prompt -p --model -m --mmproj --extract -e --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t" ;;
@@ -101,6 +101,8 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "chat --seed") echo "value" ;;
         "chat --stop") echo "value" ;;
         "chat --session") echo "dynamic" ;;
+        "chat --kv-cache") echo "value" ;;
+        "chat --batch") echo "value" ;;
         "summarize --ask") echo "value" ;;
         "summarize -a") echo "value" ;;
         "summarize --extract") echo "value" ;;

@@ -131,10 +131,13 @@ def _clusters(speeds: dict[int, int], tolerance: float = 0.05) -> list[list[int]
 
 
 def cpu_clusters(sys_cpu: Path = SYS_CPU) -> dict[int, list[int]]:
-    """Core ids grouped by maximum frequency in MHz, slowest first ({} when /sys says nothing)."""
+    """Online core ids grouped by maximum frequency in MHz, slowest first ({} when /sys says
+    nothing)."""
     clusters: dict[int, list[int]] = {}
-    for cpu, khz in sorted(_max_freqs(sys_cpu).items()):
-        clusters.setdefault(khz // 1000, []).append(cpu)
+    for cpu in online_cores(sys_cpu):
+        khz = _read_int(sys_cpu / f"cpu{cpu}" / "cpufreq" / "cpuinfo_max_freq")
+        if khz:
+            clusters.setdefault(khz // 1000, []).append(cpu)
     return dict(sorted(clusters.items()))
 
 
