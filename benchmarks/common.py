@@ -245,13 +245,15 @@ def table(name: str, rows: list[Row], columns: tuple[str, str] = ("offgrid", "di
     return "\n".join(lines)
 
 
-def write_results(results: dict[str, list[Row]], target: Path | None = None,
+def write_results(results: dict[str, Any], target: Path | None = None,
                   meta: dict[str, Any] | None = None) -> Path:
-    """JSON results: to *target*, or benchmarks/results/<time>.json (gitignored)."""
+    """JSON results (rows, or a stand-alone script's own JSON): to *target*, or
+    benchmarks/results/<time>.json (gitignored)."""
     if target is None:
         RESULTS.mkdir(parents=True, exist_ok=True)
         target = RESULTS / time.strftime("%Y%m%d-%H%M%S.json")
     data = {"meta": meta or {}, "benchmarks": {
-        name: [row.to_dict() for row in rows] for name, rows in results.items()}}
+        name: [row.to_dict() for row in rows] if isinstance(rows, list) else rows
+        for name, rows in results.items()}}
     target.write_text(json.dumps(data, indent=2) + "\n")
     return target

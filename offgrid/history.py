@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import os
 import secrets
-import sqlite3
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +20,9 @@ from typing import Any
 
 from offgrid import paths
 from offgrid.errors import OffgridError, UsageError
+from offgrid.lazy import lazy_import
+
+sqlite3 = lazy_import("sqlite3")  # opened when a command records or reads history
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS conversations (

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import typer
 
-from offgrid import doctor as diagnosis
 from offgrid.commands import common
 from offgrid.errors import ExitCode
+from offgrid.lazy import lazy_import
 from offgrid.output import Output
+
+diagnosis = lazy_import("offgrid.doctor")  # loaded when `offgrid doctor` runs
 
 
 def doctor(json_: common.JsonOpt = False) -> None:

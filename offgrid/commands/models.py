@@ -9,8 +9,11 @@ import typer
 from offgrid.commands import common
 from offgrid.completion import model_aliases
 from offgrid.errors import UsageError
-from offgrid.models import catalog, hub, store
+from offgrid.lazy import lazy_import
+from offgrid.models import catalog, store
 from offgrid.models.store import human_size
+
+hub = lazy_import("offgrid.models.hub")  # the network client: loaded when used
 from offgrid.output import Output
 
 app = typer.Typer(help="List, download, inspect and remove models.", no_args_is_help=True)

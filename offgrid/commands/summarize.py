@@ -11,13 +11,19 @@ from typing import Annotated, Any, Optional, TextIO
 
 import typer
 
-from offgrid import config, documents, files, paths, prompts, summarize
+from offgrid import config, files, paths
+from offgrid.lazy import lazy_import
 from offgrid.commands import common
 from offgrid.commands.chat import generation_settings
 from offgrid.engines import native
 from offgrid.errors import UsageError
 from offgrid.history import History
 from offgrid.output import Output, stdin_is_tty
+
+# Loaded when a document is read, not for `offgrid --help` (pypdf, html.parser, …).
+documents = lazy_import("offgrid.documents")
+prompts = lazy_import("offgrid.prompts")
+summarize = lazy_import("offgrid.summarize")
 
 DEFAULT_TEMPERATURE = 0.2  # grounded answers: stay close to the text
 
