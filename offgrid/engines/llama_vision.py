@@ -5,8 +5,8 @@ whose conversation starts with attached images. Each turn renders the whole conv
 the model's chat template, puts one media marker per image at the start of the first user
 message, tokenizes it with mtmd (text chunks and image chunks), and evaluates only what the
 KV cache does not already hold: images are encoded once, and a follow-up question costs only
-its own tokens. Generation then runs through the parent's `create_completion` stream, whose
-prefix match finds the whole prompt already evaluated.
+its own tokens. Generation then runs through the parent's sampling loop (`Llama.generate`),
+whose prefix match finds the whole prompt already evaluated.
 
 Why not the binding's MTMDChatHandler: it resets the context and re-encodes every image on
 every call, and only opens the mmproj at the first completion (so a bad one fails late).
