@@ -58,6 +58,8 @@ class Output:
         self.console = Console(file=self.stdout, highlight=False) if self.rich else None
         self.err = Console(file=self.stderr, highlight=False, soft_wrap=True,
                            force_terminal=self.err_tty or None, no_color=not self.err_tty)
+        # Shown (dim) by a live stream on a terminal until its first text arrives.
+        self.live_note: str | None = None
 
     # --- results (stdout) -------------------------------------------------------------
     def write(self, text: str) -> None:
@@ -104,6 +106,7 @@ class Output:
     def _stream_live(self, chunks: Iterable[str]) -> str:
         from rich.live import Live
         from rich.markdown import Markdown
+        from rich.text import Text
 
         assert self.console is not None
         parts: list[str] = []
@@ -116,6 +119,8 @@ class Output:
             # once per token made generation on a terminal several times slower.
             if shown["done"]:
                 return ""
+            if not parts:  # e.g. "thinking…" while a model's hidden reasoning runs
+                return Text(self.live_note or "", style="dim")
             return Markdown("\n".join("".join(parts).splitlines()[-rows:]))
 
         with Live(console=self.console, transient=True, refresh_per_second=10,

@@ -87,7 +87,10 @@ class ChatSession:
                     thinking.append(piece)
                     if render and self.show_thinking:
                         self.out.dim(piece)
+                    else:
+                        self.out.live_note = "thinking…"
                     continue
+                self.out.live_note = None
                 answer.append(piece)
                 yield piece
 

@@ -96,3 +96,35 @@ def test_cancel_mid_stream_keeps_consistent_history(engine, tmp_path: Path) -> N
 def test_read_message_block() -> None:
     lines = iter(['"""', "a", "b", '"""'])
     assert read_message(lambda p: next(lines)) == "a\nb"
+
+
+class _FakeThinker:
+    """A TextEngine stand-in whose replies start with a thinking block."""
+
+    model_name, n_ctx = "fake", 4096
+
+    def __init__(self) -> None:
+        from offgrid.engines.base import GenerationStats
+
+        self.stats = GenerationStats()
+
+    def count_chat_tokens(self, messages, **kwargs) -> int:
+        return 10
+
+    def chat(self, messages, settings, **kwargs):
+        yield from ["<think>", "secret plan", "</think>", "\n\nThe ", "answer."]
+
+
+class _Terminal(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+def test_hidden_thinking_on_a_terminal_shows_only_the_answer() -> None:
+    stdout = _Terminal()
+    out = Output(stdout=stdout, stderr=io.StringIO())
+    session = ChatSession(_FakeThinker(), Conversation(), GenerationSettings(), out, history=None)
+    reply = session.ask("why?")
+    assert reply.text == "The answer." and reply.thinking == "secret plan"
+    assert "The answer." in stdout.getvalue() and "secret plan" not in stdout.getvalue()
+    assert out.live_note is None  # the "thinking…" note is gone once the answer streams
