@@ -264,18 +264,19 @@ def test_nothing_extra_is_sent_even_if_telemetry_was_on_at_import(
     ]
 
 
-def test_repo_update_relinks_an_unchanged_blob_without_downloading(
+def test_a_file_pulled_before_the_branch_moved_stays_usable_offline(
     mirror: HubMirror, model: bytes, hub_cache: Path
 ) -> None:
+    # A model and its mmproj pulled on different days: main moved on in between.
     first = hub.download(REPO, FILE)
     mirror.add_file(REPO, "tiny-Q8_0.gguf", payload(2))  # a new commit on main
     hub.download(REPO, "tiny-Q8_0.gguf")  # moves refs/main to the new commit
-    assert hub.cached_file(REPO, FILE) is None  # huggingface_hub looks only in refs/main's snapshot
-
     mirror.clear_requests()
-    again = hub.download(REPO, FILE)
-    assert again != first and again.read_bytes() == model
-    assert mirror.requests == [("HEAD", f"/{REPO}/resolve/main/{FILE}", None)]
+    assert hub.cached_file(REPO, FILE) == first  # found in the older snapshot
+    assert hub.download(REPO, FILE) == first
+    assert mirror.requests == []
+    commit = mirror.commit(REPO)
+    assert hub.cached_file(REPO, FILE, revision=commit) is None  # a pinned commit is exact
 
 
 def test_bad_names_are_usage_errors(hub_cache: Path) -> None:

@@ -197,7 +197,14 @@ def cached_file(repo: str, filename: str, revision: str = "main") -> Path | None
     _check_repo(repo)
     _check_filename(filename)
     found = try_to_load_from_cache(repo, filename, cache_dir=hub_cache_dir(), revision=revision)
-    return Path(found) if isinstance(found, str) else None
+    if isinstance(found, str):
+        return Path(found)
+    if GIT_SHA1_HEX.fullmatch(revision):
+        return None
+    # A branch (main) moved on since this file was pulled, e.g. a model and its mmproj pulled
+    # on different days: the file is still on disk under the older snapshot, so use it.
+    older = [p for p in (_repo_folder(repo) / "snapshots").glob(f"*/{filename}") if p.exists()]
+    return max(older, key=lambda p: p.lstat().st_mtime) if older else None
 
 
 # -- download -----------------------------------------------------------------------------------
