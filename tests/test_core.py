@@ -136,3 +136,16 @@ def test_split_thinking_across_chunks(chunks: list[str]) -> None:
 def test_strip_thinking_keeps_plain_text() -> None:
     assert strip_thinking("a < b and <thinking> is a word") == "a < b and <thinking> is a word"
     assert strip_thinking("<think>\n\n</think>\n\nHi") == "Hi"
+
+
+def test_models_rm_also_removes_an_interrupted_download() -> None:
+    from offgrid.models import hub
+
+    entry = catalog.load().get("whisper-tiny")
+    assert entry is not None and entry.files[0].sha256
+    partial = hub.partial_file(entry.repo, entry.files[0].sha256)
+    partial.parent.mkdir(parents=True)
+    partial.write_bytes(b"x" * 1234)
+    assert store.remove("whisper-tiny") == 1234
+    assert not partial.exists()
+    assert store.remove("whisper-tiny") == 0

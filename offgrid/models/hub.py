@@ -190,6 +190,11 @@ def _repo_folder(repo: str) -> Path:
     return hub_cache_dir() / ("models--" + repo.replace("/", "--"))
 
 
+def partial_file(repo: str, sha256: str) -> Path:
+    """Where an interrupted download of the LFS file with this sha256 is kept (for resuming)."""
+    return _repo_folder(repo) / "blobs" / f"{sha256.lower()}.incomplete"
+
+
 def cached_file(repo: str, filename: str, revision: str = "main") -> Path | None:
     """The cached file for ``repo``/``filename`` at ``revision``, or None. Makes no network request."""
     from huggingface_hub import try_to_load_from_cache

@@ -148,18 +148,22 @@ def remove(spec: str) -> int:
     if is_local_path(spec):
         raise UsageError("offgrid only removes models it downloaded",
                          hint=f"delete the file yourself: rm {spec}")
+    from offgrid.models import hub
+
     files, _ = remote_files(spec)
-    freed = 0
+    doomed: set[Path] = set()
     for path in cached_files(files).values():
-        if path is None:
-            continue
-        blob = path.resolve()
-        freed += blob.stat().st_size if blob.exists() else 0
-        for p in {path, blob}:
-            try:
-                p.unlink()
-            except FileNotFoundError:
-                pass
+        if path is not None:
+            doomed |= {path, path.resolve()}
+    # an interrupted download of a file whose checksum we know
+    doomed |= {p for f in files if f.sha256 and (p := hub.partial_file(f.repo, f.sha256)).exists()}
+    freed = 0
+    for p in doomed:
+        try:
+            freed += p.stat().st_size if not p.is_symlink() else 0
+            p.unlink()
+        except FileNotFoundError:
+            pass
     return freed
 
 
