@@ -16,6 +16,9 @@ if TYPE_CHECKING:  # Rich is imported where used: `offgrid --help` needs none of
     from rich.progress import Progress
 
 
+NARROW_COLUMNS = 60  # a phone held upright has about 40
+
+
 class ProgressHandle:
     """What a long task reports progress to; a no-op when stderr is not a terminal."""
 
@@ -163,11 +166,19 @@ class Output:
             return
         from rich.progress import (BarColumn, MofNCompleteColumn, Progress, SpinnerColumn,
                                    TextColumn, TimeElapsedColumn, TimeRemainingColumn)
+        from rich.table import Column
 
-        columns = [SpinnerColumn(), TextColumn("{task.description}"), BarColumn(bar_width=None),
+        # On a narrow (phone) terminal the description gives way, never the numbers.
+        narrow = self.err.width < NARROW_COLUMNS
+        label = Column(no_wrap=True, overflow="ellipsis",
+                       max_width=max(8, self.err.width - 24) if narrow else None)
+        columns = [SpinnerColumn(), TextColumn("{task.description}", table_column=label),
+                   BarColumn(bar_width=None),
                    MofNCompleteColumn() if unit != "bytes" else TextColumn(
                        "{task.percentage:>3.0f}%"),
                    TimeElapsedColumn(), TimeRemainingColumn()]
+        if narrow:
+            columns.pop(-2)  # elapsed time: the least useful column when space is short
         with Progress(*columns, console=self.err, transient=True, expand=True) as progress:
             task = progress.add_task(description, total=total)
             yield ProgressHandle(progress, task)

@@ -3,6 +3,8 @@ thinking."""
 
 from __future__ import annotations
 
+import io
+import re
 import stat
 from pathlib import Path
 
@@ -149,3 +151,24 @@ def test_models_rm_also_removes_an_interrupted_download() -> None:
     assert store.remove("whisper-tiny") == 1234
     assert not partial.exists()
     assert store.remove("whisper-tiny") == 0
+
+
+class _TerminalStream(io.StringIO):
+    def isatty(self) -> bool:
+        return True
+
+
+@pytest.mark.parametrize("unit, total, shown", [("", 30, "8/30"), ("bytes", 3000, "27%")])
+def test_progress_bar_keeps_its_numbers_on_a_phone_width_terminal(unit, total, shown):
+    from offgrid.output import Output
+
+    stream = _TerminalStream()
+    out = Output(stderr=stream)
+    out.err.width = 40
+    with out.progress("image 2/4 · 12.52 s/step", total=total, unit=unit) as bar:
+        bar.update(completed=total * 8 // 30, total=total)
+        bar._progress.refresh()
+    plain = re.sub(r"\x1b\[[0-9;?]*[a-zA-Z]", "", stream.getvalue())
+    last = [line for line in re.split(r"[\r\n]", plain) if "━" in line][-1]
+    assert shown in last and "…" not in last.split("━")[-1]
+    assert len(last) <= 40
