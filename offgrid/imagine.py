@@ -86,6 +86,9 @@ def build_params(prompt: str | None, flags: dict[str, Any], *, previous: ImagePa
     merged: dict[str, Any] = {}
     for layer in layers:
         merged.update({k: v for k, v in layer.items() if k in PARAM_KEYS and v is not None})
+    if flags.get("strength") is not None and not merged.get("init"):
+        raise UsageError("--strength only applies to image-to-image, with --init",
+                         hint='offgrid imagine "…" --init photo.png --strength 0.5')
     text = prompt if prompt is not None else (previous.prompt if previous else "")
     return ImageParams(
         prompt=text,

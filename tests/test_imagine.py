@@ -145,3 +145,11 @@ def test_read_png_params_errors(tmp_path: Path):
     junk.write_bytes(b"not a png")
     with pytest.raises(InputError, match="not a readable image"):
         read_png_params(junk)
+
+
+def test_strength_without_an_init_picture_is_a_usage_error() -> None:
+    with pytest.raises(UsageError, match="--strength .*--init"):
+        build_params("a cat", {"strength": 0.5})
+    earlier = ImageParams(prompt="a cat", init="/tmp/photo.png", strength=0.6)
+    assert build_params(None, {"strength": 0.3}, previous=earlier).strength == 0.3  # --from-png
+    assert build_params("a cat", {"init": "photo.png", "strength": 0.3}).strength == 0.3
