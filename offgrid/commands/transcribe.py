@@ -120,6 +120,9 @@ def _read_audio(out: Output, source: str | None, mic: bool) -> tuple[np.ndarray,
             raise UsageError("no audio given", hint="offgrid transcribe FILE   (or - for stdin, "
                                                     "or --mic)")
         source = STDIN
+    elif source == STDIN and stdin_is_tty():  # audio cannot be typed: don't wait for it
+        raise UsageError("- reads audio from stdin, but stdin is a terminal",
+                         hint="pipe it in: cat voice.wav | offgrid transcribe -")
     name = "stdin" if source == STDIN else source
     with out.status(f"reading {name}"):
         return audio.load_audio(source if source == STDIN else Path(source)), name

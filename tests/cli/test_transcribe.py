@@ -297,3 +297,14 @@ def test_ctrl_c_stops_transcribing_cleanly(tiny_whisper, tmp_path):
     assert process.returncode == 130, stderr
     assert len(rest.splitlines()) < 19  # stopped well before the 20th window
     assert b"error" not in stderr
+
+
+def test_dash_with_stdin_on_a_terminal_is_a_usage_error_not_a_wait(tiny_whisper):
+    main_fd, tty_fd = pty.openpty()
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.run([sys.executable, "-m", "offgrid", "transcribe", "-", "-m", str(tiny_whisper)],
+                          stdin=tty_fd, capture_output=True, text=True, env=env, timeout=60)
+    os.close(tty_fd)
+    os.close(main_fd)
+    assert proc.returncode == 2
+    assert proc.stderr.startswith("offgrid: error: - reads audio from stdin, but stdin is a terminal")
