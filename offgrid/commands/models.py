@@ -104,7 +104,20 @@ def info(spec: Annotated[str, typer.Argument(
         out.json(data)
         return
     for key, value in data.items():
-        out.line(f"{key}: {value}")
+        if key == "files" and isinstance(value, dict):
+            out.line("files:")
+            for role, file in value.items():
+                out.line(f"  {role}: {_describe_file(file)}")
+        else:
+            out.line(f"{key}: {value}")
+
+
+def _describe_file(file: object) -> str:
+    """'name (size): path' for a Hub file, or the path of a local one."""
+    if not isinstance(file, dict):
+        return str(file)
+    size = f" ({human_size(file['size'])})" if file.get("size") else ""
+    return f"{file['name']}{size}: {file['path'] or 'not downloaded'}"
 
 
 def _add_gguf_header(data: dict[str, object]) -> None:

@@ -86,3 +86,12 @@ def test_models_rm(offgrid, hub_mirror, tiny_llama: Path) -> None:
     removed = offgrid("models", "rm", f"{REPO}:{FILE}")
     assert removed.returncode == 0 and "freed" in removed.stderr
     assert not path.exists()
+
+
+def test_models_info_text_lists_files_readably(offgrid, tiny_llama: Path) -> None:
+    alias = offgrid("models", "info", "whisper-tiny")
+    assert alias.returncode == 0, alias.stderr
+    assert "  model: ggml-tiny.bin (77.7 MB): not downloaded\n" in alias.stdout
+    local = offgrid("models", "info", str(tiny_llama))
+    assert f"files:\n  model: {tiny_llama}\n" in local.stdout
+    assert "{" not in alias.stdout + local.stdout  # no Python dict repr
