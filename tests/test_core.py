@@ -172,3 +172,36 @@ def test_progress_bar_keeps_its_numbers_on_a_phone_width_terminal(unit, total, s
     last = [line for line in re.split(r"[\r\n]", plain) if "━" in line][-1]
     assert shown in last and "…" not in last.split("━")[-1]
     assert len(last) <= 40
+
+
+
+
+
+def test_models_rm_deletes_an_interrupted_pulls_partial_file() -> None:
+    entry = catalog.load().get("whisper-tiny")
+    file = entry.files[0]
+    blobs = paths.hf_cache_dir() / ("models--" + entry.repo.replace("/", "--")) / "blobs"
+    blobs.mkdir(parents=True)
+    partial = blobs / f"{file.sha256}.incomplete"
+    partial.write_bytes(b"\0" * 1234)
+    other = blobs / ("0" * 64 + ".incomplete")  # another file's download is left alone
+    other.write_bytes(b"\0")
+    assert store.remove("whisper-tiny") == 1234
+    assert not partial.exists() and other.exists()
+
+
+def test_no_command_summary_in_help_is_cut_at_an_abbreviation() -> None:
+    """Click cuts a command's one-line summary at the first '. ', so 'e.g.' leaves 'Set a
+    default, e.g.' in `offgrid config --help`."""
+    from typer.main import get_command
+
+    from offgrid.cli import app
+
+    def walk(command, name):
+        yield name, command
+        for sub_name, sub in getattr(command, "commands", {}).items():
+            yield from walk(sub, f"{name} {sub_name}")
+
+    for name, command in walk(get_command(app), "offgrid"):
+        summary = command.get_short_help_str(limit=200)
+        assert not summary.endswith(("e.g.", "i.e.")), f"{name}: {summary!r}"

@@ -44,7 +44,7 @@ def install(shell: ShellArg = None,
 
 @app.command()
 def show(shell: ShellArg = None) -> None:
-    """Print the completion script (e.g. `offgrid completion show bash > FILE`)."""
+    """Print the completion script (to save it: `offgrid completion show bash > FILE`)."""
     Output().write(completion.script(_shell(shell)))
 
 

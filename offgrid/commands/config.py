@@ -27,7 +27,7 @@ def show() -> None:
 @app.command("set")
 def set_(key: Annotated[str, typer.Argument(help="section.name, e.g. chat.model")],
          value: Annotated[str, typer.Argument(help="The value.")]) -> None:
-    """Set a default, e.g. `offgrid config set chat.temperature 0.2`."""
+    """Set a default (for example: `offgrid config set chat.temperature 0.2`)."""
     typed = config.set_value(key, value)
     Output().info(f"{key} = {typed!r}")
 
