@@ -124,3 +124,11 @@ def test_a_process_killed_mid_write_leaves_a_usable_database() -> None:
     conn.close()
     assert history.list(search="question")
     history.record_run("chat", "m", "after the crash", "fine")
+
+
+def test_listing_says_when_filters_match_nothing(offgrid) -> None:
+    assert offgrid("history").stderr == "no history yet\n"
+    History().record_run("transcribe", "m", "call.wav", "Hello world.", {})
+    assert offgrid("history", "--command", "imagine").stderr == "no entries match\n"
+    assert offgrid("history", "--search", "lighthouse").stderr == "no entries match\n"
+    assert "call.wav" in offgrid("history", "--search", "hello").stdout

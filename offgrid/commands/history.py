@@ -36,7 +36,7 @@ def list_(
         out.json([r.to_dict() for r in records])
         return
     if not records:
-        out.info("no history yet")
+        out.info("no entries match" if command or search else "no history yet")
     for r in records:
         when = time.strftime("%m-%d %H:%M", time.localtime(r.updated))
         label = f"[{r.name}] " if r.name else ""
