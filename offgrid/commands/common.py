@@ -63,7 +63,11 @@ def download(out: Output, spec: str) -> ResolvedModel:
                 bar.update(completed=0, total=total or None, description=name)
             bar.update(completed=done, total=total or None)
 
-        return store.pull(spec, progress)
+        try:
+            return store.pull(spec, progress)
+        except KeyboardInterrupt:
+            out.info(f"download stopped; `offgrid models pull {spec}` resumes it")
+            raise
 
 
 def resolve_model(out: Output, spec: str | None, task: str, *, yes: bool = False) -> ResolvedModel:

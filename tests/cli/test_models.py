@@ -3,8 +3,15 @@ local Hub mirror."""
 
 from __future__ import annotations
 
+import io
 import json
 from pathlib import Path
+
+import pytest
+
+from offgrid.commands import common
+from offgrid.models import store
+from offgrid.output import Output
 
 REPO, FILE = "tester/tiny-GGUF", "tiny-q8.gguf"
 
@@ -95,3 +102,14 @@ def test_models_info_text_lists_files_readably(offgrid, tiny_llama: Path) -> Non
     local = offgrid("models", "info", str(tiny_llama))
     assert f"files:\n  model: {tiny_llama}\n" in local.stdout
     assert "{" not in alias.stdout + local.stdout  # no Python dict repr
+
+
+def test_ctrl_c_during_a_pull_says_how_to_resume(monkeypatch) -> None:
+    def interrupted(spec, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(store, "pull", interrupted)
+    err = io.StringIO()
+    with pytest.raises(KeyboardInterrupt):
+        common.download(Output(stderr=err), "whisper-tiny")
+    assert err.getvalue() == "download stopped; `offgrid models pull whisper-tiny` resumes it\n"
