@@ -71,10 +71,12 @@ def download(out: Output, spec: str) -> ResolvedModel:
 
 
 def resolve_model(out: Output, spec: str | None, task: str, *, yes: bool = False) -> ResolvedModel:
-    """Local files for the model; on first use, ask (terminal) or obey --yes to download it."""
+    """Local files for the model; on first use, ask (terminal) or obey --yes (or config
+    general.yes) to download it."""
     try:
         return store.resolve(spec, task)
     except ModelNotCachedError as exc:
+        yes = yes or config.load().get("general.yes") is True
         offline = os.environ.get("HF_HUB_OFFLINE", "") not in ("", "0")
         interactive = stdin_is_tty() and out.err_tty
         if offline or not (yes or interactive):

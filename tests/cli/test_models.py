@@ -113,3 +113,11 @@ def test_ctrl_c_during_a_pull_says_how_to_resume(monkeypatch) -> None:
     with pytest.raises(KeyboardInterrupt):
         common.download(Output(stderr=err), "whisper-tiny")
     assert err.getvalue() == "download stopped; `offgrid models pull whisper-tiny` resumes it\n"
+
+
+def test_config_general_yes_downloads_without_asking(offgrid, hub_mirror, tiny_llama: Path) -> None:
+    hub_mirror.add_file(REPO, FILE, tiny_llama.read_bytes())
+    assert offgrid("config", "set", "general.yes", "true").returncode == 0
+    answer = offgrid("chat", "-m", f"{REPO}:{FILE}", "hi", "-n", "3")
+    assert answer.returncode == 0, answer.stderr
+    assert answer.stdout.strip()
