@@ -32,6 +32,7 @@ _WAVE_FORMAT_PCM = 1
 _WAVE_FORMAT_FLOAT = 3
 _WAVE_FORMAT_EXTENSIBLE = 0xFFFE
 _UNKNOWN_SIZE = 0xFFFFFFFF  # what streaming writers (arecord to a pipe) put in size fields
+_HEAD_BYTES = 65_536  # enough to tell a format from a file's first bytes
 
 
 def load_audio(source: Path | str | bytes) -> np.ndarray:
@@ -51,7 +52,7 @@ def _decode(data: bytes, path: Path | None, name: str) -> tuple[np.ndarray, int]
     soundfile_error = None
     if _soundfile() is not None:
         try:
-            return _decode_soundfile(data, name)
+            return _decode_soundfile(data if path is None else path, name)
         except InputError as exc:
             soundfile_error = exc
     if shutil.which("ffmpeg") is None and soundfile_error is not None and kind != "other":
@@ -69,7 +70,8 @@ def ffmpeg_install_hint() -> str:
 
 
 def _open_source(source: Path | str | bytes) -> tuple[str, bytes, Path | None]:
-    """Return (display name, file bytes, path if it is a real file)."""
+    """Return (display name, file bytes, path if it is a regular file). Of a regular file that
+    is not WAV/FLAC/OGG only the first bytes are read: ffmpeg or soundfile read it by path."""
     if isinstance(source, (bytes, bytearray, memoryview)):
         return "stdin", bytes(source), None
     if str(source) == STDIN:
@@ -80,7 +82,12 @@ def _open_source(source: Path | str | bytes) -> tuple[str, bytes, Path | None]:
     if path.is_dir():
         raise InputError(f"{path} is a directory, not an audio file")
     try:
-        return str(path), path.read_bytes(), path
+        with path.open("rb") as handle:
+            head = handle.read(_HEAD_BYTES)
+            regular = path.is_file()  # not a pipe such as <(cmd), which can be read only once
+            if regular and _sniff(head) == "other":  # m4a, mp3, a video…: decoded from the
+                return str(path), head, path  # path, so a 2 GB video never fills the memory
+            return str(path), head + handle.read(), path if regular else None
     except OSError as exc:
         raise InputError(f"cannot read {path}: {exc.strerror or exc}") from exc
 
@@ -180,10 +187,11 @@ def _soundfile():
     return soundfile
 
 
-def _decode_soundfile(data: bytes, name: str) -> tuple[np.ndarray, int]:
+def _decode_soundfile(source: bytes | Path, name: str) -> tuple[np.ndarray, int]:
     soundfile = _soundfile()
     try:
-        samples, rate = soundfile.read(io.BytesIO(data), dtype="float32", always_2d=True)
+        samples, rate = soundfile.read(source if isinstance(source, Path) else io.BytesIO(source),
+                                       dtype="float32", always_2d=True)
     except Exception as exc:  # soundfile raises its own LibsndfileError and RuntimeError
         raise InputError(f"cannot decode {name}: {exc}") from exc
     return samples, rate

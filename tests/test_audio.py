@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import os
 import struct
 import sys
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -249,3 +251,33 @@ def test_corrupt_flac_without_ffmpeg(no_ffmpeg):
     pytest.importorskip("soundfile", reason="soundfile is optional")
     with pytest.raises(InputError, match="cannot decode stdin"):
         load_audio(b"fLaC" + bytes(100))
+
+
+def test_a_big_video_is_decoded_from_its_path_not_read_into_memory(tmp_path, fake_ffmpeg, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    path.write_bytes(b"\x00\x00\x00\x20ftypisom" + bytes(3 * 65_536))
+    monkeypatch.setattr(Path, "read_bytes", lambda self: pytest.fail("read the whole file"))
+    reads: list[int] = []
+    real_open = Path.open
+
+    def counting_open(self, *args, **kwargs):
+        handle = real_open(self, *args, **kwargs)
+        real_read = handle.read
+        handle.read = lambda n=-1: (reads.append(n), real_read(n))[1]
+        return handle
+
+    monkeypatch.setattr(Path, "open", counting_open)
+    assert len(load_audio(path)) == 8000
+    assert reads and all(n > 0 for n in reads)  # only a bounded head was read
+
+
+def test_a_pipe_path_such_as_process_substitution_is_read_once(tmp_path, fake_ffmpeg):
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    writer = threading.Thread(target=fifo.write_bytes, args=(M4A_HEADER,))
+    writer.start()
+    decoded = load_audio(fifo)  # ffmpeg gets a temporary copy, not the drained pipe
+    writer.join(timeout=10)
+    assert len(decoded) == 8000
+    args = fake_ffmpeg.read_text().split("\n")
+    assert args[args.index("-i") + 1] != str(fifo)
