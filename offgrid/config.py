@@ -6,6 +6,7 @@ user may set is declared in SCHEMA with its type, so `config set` rejects typos 
 
 from __future__ import annotations
 
+import json
 import os
 import tomllib
 from pathlib import Path
@@ -92,8 +93,8 @@ def _toml_value(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return repr(value)
-    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
-    return f'"{escaped}"'
+    # JSON's escapes (\n, \r, \u001b…) are TOML's too; TOML also forbids a raw DEL
+    return json.dumps(str(value), ensure_ascii=False).replace("\x7f", "\\u007f")
 
 
 def dumps(flat: dict[str, Any]) -> str:

@@ -205,3 +205,11 @@ def test_no_command_summary_in_help_is_cut_at_an_abbreviation() -> None:
     for name, command in walk(get_command(app), "offgrid"):
         summary = command.get_short_help_str(limit=200)
         assert not summary.endswith(("e.g.", "i.e.")), f"{name}: {summary!r}"
+
+
+def test_config_set_any_text_reads_back_unchanged() -> None:
+    """A value pasted with CR/LF, a tab, an escape sequence or DEL must not leave a config
+    file that TOML (and so every later command) refuses."""
+    text = 'Windows line\r\nnext\ttab "quoted" \\ \x1b[1m bold \x7f é 文'
+    config.set_value("chat.system", text)
+    assert config.load()["chat.system"] == text
