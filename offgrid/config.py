@@ -7,6 +7,7 @@ user may set is declared in SCHEMA with its type, so `config set` rejects typos 
 from __future__ import annotations
 
 import json
+import math
 import os
 import tomllib
 from pathlib import Path
@@ -83,9 +84,12 @@ def parse_value(key: str, text: str) -> Any:
             return False
         raise UsageError(f"{key} must be true or false, not {text!r}")
     try:
-        return kind(text)
+        value = kind(text)
     except ValueError:
         raise UsageError(f"{key} must be {kind.__name__}, not {text!r}") from None
+    if kind is float and not math.isfinite(value):
+        raise UsageError(f"{key} must be a finite number, not {text!r}")
+    return value
 
 
 def _toml_value(value: Any) -> str:

@@ -35,6 +35,9 @@ def test_config_rejects_bad_keys_values_and_files() -> None:
         config.set_value("chat.temprature", "1")
     with pytest.raises(UsageError, match="must be float"):
         config.set_value("chat.temperature", "hot")
+    for text in ("nan", "inf", "-Infinity"):
+        with pytest.raises(UsageError, match="finite"):
+            config.set_value("chat.temperature", text)
     paths.private_dir(paths.config_dir())
     paths.config_file().write_text("[chat\nmodel = ")
     with pytest.raises(OffgridError, match="malformed"):
