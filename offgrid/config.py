@@ -46,8 +46,10 @@ SCHEMA: dict[str, type] = {
 }
 
 
-def load(path: Path | None = None) -> dict[str, Any]:
-    """The config as a flat {"section.key": value} dict; {} when there is no file."""
+def load(path: Path | None = None, *, check_types: bool = True) -> dict[str, Any]:
+    """The config as a flat {"section.key": value} dict; {} when there is no file. A known key
+    with a value of the wrong type (a hand edit) is an error unless *check_types* is off
+    (`config set`/`unset` must still be able to repair it)."""
     path = path or paths.config_file()
     try:
         raw = path.read_bytes()
@@ -67,7 +69,22 @@ def load(path: Path | None = None) -> dict[str, Any]:
                 flat[f"{section}.{key}"] = value
         else:
             flat[section] = values
+    if check_types:
+        for key, value in flat.items():
+            _check_type(path, key, value)
     return flat
+
+
+def _check_type(path: Path, key: str, value: Any) -> None:
+    kind = SCHEMA.get(key)
+    if kind is None:
+        return  # unknown keys are ignored
+    ok = isinstance(value, bool) if kind is bool else (
+        isinstance(value, (int, float)) and not isinstance(value, bool) if kind is float
+        else isinstance(value, kind) and not isinstance(value, bool))
+    if not ok:
+        raise OffgridError(f"config file {path}: {key} must be {kind.__name__}, not {value!r}",
+                           hint=f"offgrid config set {key} VALUE   (or: offgrid config unset {key})")
 
 
 def parse_value(key: str, text: str) -> Any:
@@ -129,7 +146,7 @@ def save(flat: dict[str, Any], path: Path | None = None) -> Path:
 def set_value(key: str, text: str) -> Any:
     """`config set`: validate, store and return the typed value."""
     value = parse_value(key, text)
-    flat = load()
+    flat = load(check_types=False)
     flat[key] = value
     save(flat)
     return value
@@ -137,7 +154,7 @@ def set_value(key: str, text: str) -> Any:
 
 def unset_value(key: str) -> bool:
     """`config unset`: remove a key; True if it was set."""
-    flat = load()
+    flat = load(check_types=False)
     if key not in flat:
         return False
     del flat[key]

@@ -216,3 +216,17 @@ def test_config_set_any_text_reads_back_unchanged() -> None:
     text = 'Windows line\r\nnext\ttab "quoted" \\ \x1b[1m bold \x7f é 文'
     config.set_value("chat.system", text)
     assert config.load()["chat.system"] == text
+
+
+def test_a_hand_edited_value_of_the_wrong_type_is_a_clear_error_that_set_can_repair() -> None:
+    paths.private_dir(paths.config_dir())
+    paths.config_file().write_text('[transcribe]\nthreads = "two"\n[history]\nenabled = "false"\n'
+                                   '[chat]\ntemperature = 1\n')
+    with pytest.raises(OffgridError, match="transcribe.threads must be int, not 'two'") as caught:
+        config.load()
+    assert caught.value.hint.startswith("offgrid config set transcribe.threads")
+    config.set_value("transcribe.threads", "2")
+    with pytest.raises(OffgridError, match="history.enabled must be bool"):  # not "truthy"
+        config.load()
+    assert config.unset_value("history.enabled")
+    assert config.load() == {"transcribe.threads": 2, "chat.temperature": 1}  # an int is a float
