@@ -142,3 +142,14 @@ def test_stop_string_length_and_create_completion_parity(tiny_llama: Path) -> No
         assert stop not in stopped and text.startswith(stopped)
     finally:
         engine.close()
+
+
+def test_closing_the_engine_before_an_abandoned_stream_is_quiet(tiny_llama: Path) -> None:
+    """`offgrid chat … | head -c 5`: the reader leaves, the engine is closed, and the
+    half-read reply stream is finalized later; that must not raise (it printed a traceback)."""
+    engine = llama.LlamaEngine(tiny_llama, n_ctx=256, n_threads=1)
+    stream = engine.chat([{"role": "user", "content": "hello"}], GenerationSettings(max_tokens=8))
+    next(stream)
+    engine.close()
+    stream.close()
+    assert engine.stats.finish_reason == "cancelled"

@@ -159,3 +159,13 @@ def test_pairing_without_any_mmproj(vision_models: VisionModels) -> None:
     assert "--mmproj" in caught.value.hint
     with pytest.raises(ModelFileError, match="mmproj file not found: nope.gguf"):
         store.pair_mmproj(store.resolve(str(vision_models.text_only), "vision"), "nope.gguf")
+
+
+def test_closing_the_engine_before_an_abandoned_stream_is_quiet(engine) -> None:  # type: ignore[no-untyped-def]
+    """`offgrid see … | head -c 5`: the engine is closed before the half-read stream is
+    finalized; that must not raise (it printed a traceback)."""
+    engine.attach([picture((0, 0, 255))])
+    stream = engine.chat([{"role": "user", "content": "what?"}], SETTINGS)
+    next(stream)
+    engine.close()
+    stream.close()

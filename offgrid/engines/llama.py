@@ -363,6 +363,8 @@ class LlamaEngine:
 
     def _remember_cache(self, prompt: list[int], text: str, generated: list[int]) -> None:
         """Record the tokens now in the KV cache and the text they spell, for the next turn."""
+        if self.llm is None:  # closed before an abandoned stream (Ctrl-C, `| head`) was freed
+            return
         # Decoded as create_completion decodes its stream, so the texts line up.
         fed_text = self.llm.detokenize(generated).decode("utf-8", errors="ignore")
         self._cache_tokens = list(prompt) + list(generated)

@@ -123,7 +123,8 @@ class LlamaVisionEngine(LlamaEngine):
             stats.generation_seconds = counted.generation_seconds
             stats.prompt_seconds = evaluated_in + counted.prompt_seconds
             stats.time_to_first_token = evaluated_in + counted.time_to_first_token
-            self._context.extend(int(t) for t in self.llm.input_ids[len(prompt):self.llm.n_tokens])
+            if self.llm is not None:  # None: closed before an abandoned stream was freed
+                self._context.extend(int(t) for t in self.llm.input_ids[len(prompt):self.llm.n_tokens])
 
     def _evaluate(self, text: str, has_bos: bool, images: list[Any], stats: VisionStats) -> list[int]:
         """Put the prompt in the KV cache, reusing what is there; return its token ids."""
