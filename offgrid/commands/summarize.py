@@ -90,7 +90,8 @@ def summarize_command(
         resolved = common.resolve_model(out, chosen.get("model"), "text", yes=yes)
         engine = common.load_text_engine(out, resolved, ctx=chosen.get("ctx"),
                                          n_threads=chosen.get("threads"), seed=chosen.get("seed"),
-                                         force=force)
+                                         force=force, **{key: chosen.get(key) for key in
+                                                         ("flash_attn", "kv_cache", "batch")})
         try:
             with common.long_job(out, notify=notify, title="offgrid summarize") as job:
                 results, text = _run(out, engine, docs, request, show=not json_)

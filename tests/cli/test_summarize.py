@@ -223,3 +223,11 @@ def test_clipboard_in_and_copy_out_on_the_phone(offgrid, tiny_llama: Path, tmp_p
     assert names.index("termux-wake-lock") < names.index("termux-wake-unlock")  # held while working
     both = run(offgrid, tiny_llama, "--clipboard", str(tmp_path), env=env)
     assert both.returncode == 2 and "--clipboard" in both.stderr
+
+
+def test_config_speed_keys_are_honoured(offgrid, tiny_llama: Path, contract: Path) -> None:
+    """`config set summarize.kv_cache …` (a key the config accepts) reaches the engine."""
+    assert offgrid("config", "set", "summarize.kv_cache", "q5_9").returncode == 0
+    result = run(offgrid, tiny_llama, str(contract))
+    assert result.returncode == 2
+    assert "unknown KV-cache type 'q5_9'" in result.stderr
