@@ -294,13 +294,17 @@ def stdin_line_reader() -> Callable[[str], str]:
     return read
 
 
-def prompt_toolkit_reader() -> Callable[[str], str]:
-    """A line reader with editing and persistent history (arrow keys)."""
+def prompt_toolkit_reader(persist: bool = True) -> Callable[[str], str]:
+    """A line reader with editing and input history (arrow keys), kept on disk only when
+    *persist* (not with --no-save or history.enabled=false)."""
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory
+    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
 
-    history_file = paths.private_dir(paths.data_dir()) / "chat_input_history"
-    if not history_file.exists():
-        history_file.touch(mode=0o600)
-    session: PromptSession[str] = PromptSession(history=FileHistory(str(history_file)))
+    lines: History = InMemoryHistory()
+    if persist:
+        history_file = paths.private_dir(paths.data_dir()) / "chat_input_history"
+        if not history_file.exists():
+            history_file.touch(mode=0o600)
+        lines = FileHistory(str(history_file))
+    session: PromptSession[str] = PromptSession(history=lines)
     return lambda prompt: session.prompt(prompt)

@@ -96,7 +96,7 @@ def chat(
             n_threads=chosen.get("threads"), seed=chosen.get("seed"), force=force, **speed))
     try:
         if question is None:
-            chat_session.repl(prompt_toolkit_reader())
+            chat_session.repl(prompt_toolkit_reader(persist=history is not None))
             _copy_last_reply(out, conversation, copy)
             return
         with common.long_job(out, notify=notify, title="offgrid chat") as job:

@@ -87,7 +87,7 @@ def see(
         if chat:
             if question:
                 session.ask(question)
-            session.repl(prompt_toolkit_reader() if stdin_is_tty() else stdin_line_reader())
+            session.repl(prompt_toolkit_reader(persist=history is not None) if stdin_is_tty() else stdin_line_reader())
             return
         reply = session.ask(task, render=not (json_ or fields))
     finally:

@@ -108,3 +108,16 @@ def test_ctrl_c_stops_a_reply_not_the_session(offgrid, tiny_llama_endless: Path)
     record = json.loads(offgrid("history", "--json").stdout)[0]
     shown = json.loads(offgrid("history", "show", record["id"], "--json").stdout)
     assert [m["role"] for m in shown["messages"]] == ["user", "assistant"]
+
+
+def test_no_save_keeps_typed_lines_off_the_disk(tiny_llama: Path, isolated_home: Path) -> None:
+    """--no-save: the arrow-key input history stays in memory (it went to a file)."""
+    term = Terminal(["chat", "-m", str(tiny_llama), "-n", "4", "--no-save"])
+    term.expect("/help for commands")
+    term.settle()
+    term.type("my secret question\r")
+    term.settle()
+    term.type("\x04")
+    assert term.close() == 0
+    written = [p for p in isolated_home.rglob("*") if p.is_file()]
+    assert not any(b"secret" in p.read_bytes() for p in written), written
