@@ -29,6 +29,8 @@ _PDF_MAGIC = b"%PDF-"
 _HTML_SUFFIXES = {".html", ".htm", ".xhtml"}
 _HTML_SNIFF = re.compile(rb"^\s*(<!--.*?-->\s*)*<(!doctype\s+html|html[\s>]|head[\s>]|body[\s>])", re.I | re.S)
 _CONTROL_CHARS = re.compile(r"[\x00-\x08\x0b\x0e-\x1f\x7f]")
+_BINARY_BYTES = frozenset([*range(0x00, 0x09), 0x0B, *range(0x0E, 0x20), 0x7F])
+_BINARY_MIN_SAMPLE = 256  # shorter inputs are judged as text, stray bytes and all
 _MANY_BLANK_LINES = re.compile(r"\n[ \t]*\n(?:[ \t]*\n)+")
 _TRAILING_SPACE = re.compile(r"[ \t]+\n")
 
@@ -94,6 +96,7 @@ def parse(name: str, data: bytes, *, pages: str | None = None, password: str | N
     if _looks_like_pdf(name, data):
         return _load_pdf(name, data, pages, password)
     _reject_other_media(name, data)
+    _reject_binary(name, data)
     if _looks_like_html(name, data):
         raw_pages = [html_to_text(decode_html(data))]
     else:
@@ -148,6 +151,18 @@ def _reject_other_media(name: str, data: bytes) -> None:
     for magic, kind, hint in _OTHER_MEDIA:
         if data.startswith(magic):
             raise InputError(f"{name} is {kind}, not a document", hint=hint.format(name=name))
+
+
+def _reject_binary(name: str, data: bytes) -> None:
+    """Data that is mostly not text (a model file, random bytes) is an error, not a
+    summary of noise. A few stray control bytes in text stay allowed."""
+    sample = data[:8192]
+    if len(sample) < _BINARY_MIN_SAMPLE or _guess_utf16(sample) or sample.startswith(
+            (codecs.BOM_UTF8, codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE, codecs.BOM_UTF32_BE)):
+        return
+    if sum(1 for byte in sample if byte in _BINARY_BYTES) > 0.05 * len(sample):
+        raise InputError(f"{name} looks like binary data, not a document",
+                         hint="summarize reads PDF, text, Markdown and HTML")
 
 
 # --- page selection ------------------------------------------------------------------------

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+import random
 from pathlib import Path
 
 import pytest
@@ -307,3 +308,17 @@ def test_images_and_audio_point_to_the_right_command(tmp_path):
     with pytest.raises(InputError) as caught:
         load(path)
     assert "image" in caught.value.message and "offgrid see" in (caught.value.hint or "")
+
+
+@pytest.mark.parametrize("data", [
+    b"GGUF\x03\x00\x00\x00" + bytes(range(256)) * 8,  # a model file
+    random.Random(7).randbytes(5000),  # garbage on stdin
+])
+def test_binary_data_is_not_a_document(data):
+    with pytest.raises(InputError, match="looks like binary data"):
+        documents.parse("<stdin>", data)
+
+
+def test_text_with_a_few_control_bytes_is_still_text():
+    text = ("Invoice total 90 EUR, due 1 May.\n" * 40).encode() + b"\x00\x07\x1b"
+    assert documents.parse("x.txt", text).pages[0].text.endswith("due 1 May.")
