@@ -67,6 +67,10 @@ def chat(
     question = _question(prompt, clipboard)
     if continue_ and session:
         raise UsageError("--continue and --session cannot be combined")
+    if system is not None and system_file is not None:
+        raise UsageError("give --system or --system-file, not both")
+    if question is None and json_:
+        raise UsageError("--json needs a question", hint='offgrid chat --json "your question"')
     conf = config.load()
     history = None if no_save or conf.get("history.enabled") is False else History()
     record = _previous(history, continue_, session)

@@ -168,3 +168,12 @@ def test_speed_options(offgrid, tiny_llama: Path) -> None:
     assert clash.returncode == 2 and "needs flash attention" in clash.stderr
     typo = offgrid("chat", "-m", str(tiny_llama), "hi", "--kv-cache", "q3")
     assert typo.returncode == 2 and "unknown KV-cache type" in typo.stderr
+
+
+def test_system_and_system_file_conflict(offgrid, tiny_llama: Path, tmp_path: Path) -> None:
+    """--system-file silently won over --system; two system prompts are a usage error."""
+    (tmp_path / "sys.txt").write_text("be brief")
+    result = offgrid("chat", "-m", str(tiny_llama), "-s", "be long", "--system-file",
+                     str(tmp_path / "sys.txt"), "hi")
+    assert result.returncode == 2
+    assert "--system or --system-file" in result.stderr and "Traceback" not in result.stderr

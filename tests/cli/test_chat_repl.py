@@ -121,3 +121,10 @@ def test_no_save_keeps_typed_lines_off_the_disk(tiny_llama: Path, isolated_home:
     assert term.close() == 0
     written = [p for p in isolated_home.rglob("*") if p.is_file()]
     assert not any(b"secret" in p.read_bytes() for p in written), written
+
+
+def test_json_without_a_question_is_a_usage_error(tiny_llama: Path) -> None:
+    """`offgrid chat --json` on a terminal opened a chat that never printed JSON."""
+    term = Terminal(["chat", "-m", str(tiny_llama), "--json"])
+    assert term.close() == 2
+    assert "--json needs a question" in term.seen
