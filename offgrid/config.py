@@ -45,6 +45,22 @@ SCHEMA: dict[str, type] = {
     "general.yes": bool,
 }
 
+# The bounds the matching command-line options enforce (key suffix: (low, high or None)).
+RANGES: dict[str, tuple[float, float | None]] = {
+    "temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "top_k": (0, None),
+    "repeat_penalty": (0.0, None), "max_tokens": (1, None), "ctx": (256, None),
+    "threads": (1, None), "batch": (1, None), "max_side": (64, None)}
+
+
+def check_range(key: str, value: Any) -> None:
+    """A value a flag would refuse is refused in the config too (it failed deep in the engine)."""
+    low, high = RANGES.get(key.rpartition(".")[2], (None, None))
+    if low is None or isinstance(value, bool) or not isinstance(value, (int, float)):
+        return
+    if value < low or (high is not None and value > high):
+        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+        raise UsageError(f"{key} must be {bound}, not {value}")
+
 
 def load(path: Path | None = None, *, check_types: bool = True) -> dict[str, Any]:
     """The config as a flat {"section.key": value} dict; {} when there is no file. A known key
@@ -106,6 +122,7 @@ def parse_value(key: str, text: str) -> Any:
         raise UsageError(f"{key} must be {kind.__name__}, not {text!r}") from None
     if kind is float and not math.isfinite(value):
         raise UsageError(f"{key} must be a finite number, not {text!r}")
+    check_range(key, value)
     return value
 
 
@@ -170,6 +187,12 @@ def settings(section: str, flags: dict[str, Any], defaults: dict[str, Any] | Non
     prefix = section + "."
     for key, value in config.items():
         if key.startswith(prefix):
+            if flags.get(key[len(prefix):]) is None:
+                try:
+                    check_range(key, value)  # a hand-edited config.toml
+                except UsageError as exc:
+                    raise UsageError(exc.message, hint=f"offgrid config set {key} VALUE   "
+                                     f"(or: offgrid config unset {key})") from None
             merged[key[len(prefix):]] = value
     merged.update({k: v for k, v in flags.items() if v is not None})
     return merged

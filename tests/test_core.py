@@ -38,7 +38,15 @@ def test_config_rejects_bad_keys_values_and_files() -> None:
     for text in ("nan", "inf", "-Infinity"):
         with pytest.raises(UsageError, match="finite"):
             config.set_value("chat.temperature", text)
+    with pytest.raises(UsageError, match="chat.ctx must be at least 256, not 10"):
+        config.set_value("chat.ctx", "10")  # it failed later, deep in the engine
+    with pytest.raises(UsageError, match="between 0.0 and 1.0"):
+        config.set_value("summarize.top_p", "7")
     paths.private_dir(paths.config_dir())
+    paths.config_file().write_text("[see]\nmax_tokens = 0\n")  # edited by hand
+    with pytest.raises(UsageError, match="see.max_tokens must be at least 1"):
+        config.settings("see", {"max_tokens": None})
+    assert config.settings("see", {"max_tokens": 5})["max_tokens"] == 5  # a flag overrides it
     paths.config_file().write_text("[chat\nmodel = ")
     with pytest.raises(OffgridError, match="malformed"):
         config.load()
