@@ -86,12 +86,13 @@ def default_spec(task: str) -> str:
 
 
 def _local(spec: str) -> ResolvedModel:
-    path = Path(spec).expanduser()
+    # Absolute, so the name saved in history still finds the file from another folder (-c).
+    path = Path(os.path.abspath(Path(spec).expanduser()))
     if not path.exists():
         raise ModelFileError(f"model file not found: {path}")
     if path.is_dir():
         raise ModelFileError(f"{path} is a folder, not a model file")
-    return ResolvedModel(spec, {"model": path})
+    return ResolvedModel(str(path), {"model": path})
 
 
 def cached_files(files: list[HubFile]) -> dict[str, Path | None]:

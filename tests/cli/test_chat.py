@@ -177,3 +177,15 @@ def test_system_and_system_file_conflict(offgrid, tiny_llama: Path, tmp_path: Pa
                      str(tmp_path / "sys.txt"), "hi")
     assert result.returncode == 2
     assert "--system or --system-file" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_continue_from_another_folder_after_a_relative_model_path(offgrid, tiny_llama: Path,
+                                                                  tmp_path: Path) -> None:
+    """History kept `-m tiny-llama.gguf` as typed, so `chat -c` elsewhere lost the model."""
+    first = offgrid("chat", "-m", tiny_llama.name, "hi", "-n", "3", cwd=tiny_llama.parent)
+    assert first.returncode == 0, first.stderr
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    again = offgrid("chat", "-c", "and then?", "-n", "3", "--json", cwd=elsewhere)
+    assert again.returncode == 0, again.stderr
+    assert json.loads(again.stdout)["model"] == str(tiny_llama)
