@@ -129,10 +129,16 @@ def load_text_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
 
 
 def load_vision_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
-                       n_threads: int | None, seed: int | None, force: bool) -> Any:
-    """Validate the model and its mmproj as a pair, check memory, load both with a spinner."""
+                       n_threads: int | None, seed: int | None, force: bool,
+                       flash_attn: bool | None = None, kv_cache: str | None = None,
+                       batch: int | None = None) -> Any:
+    """Validate the model and its mmproj as a pair, check memory, load both with a spinner
+    (speed options as in load_text_engine)."""
+    from offgrid.engines.llama import speed_settings
     from offgrid.engines.llama_vision import LlamaVisionEngine
     from offgrid.models.validate_vision import check_vision_files
+
+    speed = speed_settings(flash_attn, kv_cache, batch)
 
     info, _ = check_vision_files(model.path, model.files["mmproj"])
     n_ctx = context_size(model, ctx)
@@ -141,7 +147,7 @@ def load_vision_engine(out: Output, model: ResolvedModel, *, ctx: int | None,
         return LlamaVisionEngine(model.path, model.files["mmproj"], n_ctx=n_ctx,
                                  n_threads=threads(n_threads), seed=seed,
                                  chat_format=model.options.get("chat_format"),  # type: ignore[arg-type]
-                                 info=info, model_name=model.name)
+                                 info=info, model_name=model.name, **speed)
 
 
 def context_size(model: ResolvedModel, ctx: int | None) -> int:

@@ -76,7 +76,8 @@ def see(
     resolved = store.pair_mmproj(resolved, mmproj if resolved.entry else chosen.get("mmproj"))
     engine = common.load_vision_engine(out, resolved, ctx=chosen.get("ctx"),
                                        n_threads=chosen.get("threads"), seed=chosen.get("seed"),
-                                       force=force)
+                                       force=force, **{key: chosen.get(key) for key in
+                                                       ("flash_attn", "kv_cache", "batch")})
     engine.attach(pictures)
     system, task = _prompt(fields, question, system)
     history = None if no_save or conf.get("history.enabled") is False else History()

@@ -46,9 +46,9 @@ class LlamaVisionEngine(LlamaEngine):
     def __init__(self, model_path: Path, mmproj_path: Path, *, n_ctx: int = 4096,
                  n_threads: int | None = None, seed: int | None = None,
                  chat_format: str | None = None, info: GGUFInfo | None = None,
-                 model_name: str | None = None):
+                 model_name: str | None = None, **speed: Any):
         super().__init__(model_path, n_ctx=n_ctx, n_threads=n_threads, seed=seed,
-                         chat_format=chat_format, info=info, model_name=model_name)
+                         chat_format=chat_format, info=info, model_name=model_name, **speed)
         try:
             self._mtmd = _open_mtmd(mmproj_path, self.llm)
         except BaseException:

@@ -205,3 +205,14 @@ def test_text_model_from_the_catalog(offgrid, photo: Path) -> None:
 def test_usage_errors(offgrid, photo: Path, args, message) -> None:  # type: ignore[no-untyped-def]
     args = tuple(str(photo) if a == "PHOTO" else a for a in args)
     one_line_error(offgrid("see", *args), message, code=2)
+
+
+def test_config_speed_keys_are_honoured(see, offgrid, photo: Path) -> None:
+    """`config set see.kv_cache …` (a key the config accepts) reaches the engine."""
+    assert offgrid("config", "set", "see.kv_cache", "q5_9").returncode == 0
+    refused = see(str(photo), "what?")
+    assert refused.returncode == 2 and "unknown KV-cache type 'q5_9'" in refused.stderr
+    assert offgrid("config", "set", "see.batch", "64").returncode == 0
+    assert offgrid("config", "set", "see.kv_cache", "q8_0").returncode == 0
+    result = see(str(photo), "what?")
+    assert result.returncode == 0, result.stderr
