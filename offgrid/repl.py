@@ -16,7 +16,7 @@ from typing import Any
 from offgrid import paths
 from offgrid.conversation import Conversation, PromptTooLarge
 from offgrid.engines.base import GenerationSettings, GenerationStats, TextEngine
-from offgrid.errors import OffgridError, UsageError
+from offgrid.errors import InputError, OffgridError, UsageError
 from offgrid.history import History
 from offgrid.output import Output
 
@@ -206,7 +206,10 @@ class ChatSession:
         target = Path(arg).expanduser()
         if target.exists():
             raise UsageError(f"{target} exists; choose another name")
-        target.write_text(conversation_markdown(self.conversation), encoding="utf-8")
+        try:
+            target.write_text(conversation_markdown(self.conversation), encoding="utf-8")
+        except OSError as exc:  # a missing folder or a read-only place: the chat goes on
+            raise InputError(f"cannot write {target}: {exc.strerror or exc}") from None
         self.out.info(f"saved to {target}")
 
     def _cmd_retry(self, arg: str) -> None:

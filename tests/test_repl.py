@@ -128,3 +128,12 @@ def test_hidden_thinking_on_a_terminal_shows_only_the_answer() -> None:
     assert reply.text == "The answer." and reply.thinking == "secret plan"
     assert "The answer." in stdout.getvalue() and "secret plan" not in stdout.getvalue()
     assert out.live_note is None  # the "thinking…" note is gone once the answer streams
+
+
+def test_save_to_a_missing_folder_is_an_error_not_the_end(engine, tmp_path: Path) -> None:
+    """/save into a folder that does not exist ended the whole chat with an unexpected error."""
+    session, _, stderr = _session(engine, None)
+    lines = iter([f"/save {tmp_path / 'nope' / 'c.md'}", "/exit", "never read"])
+    session.repl(lambda prompt: next(lines))
+    assert next(lines) == "never read"  # the loop went on to /exit
+    assert "error: cannot write" in stderr.getvalue()
