@@ -13,7 +13,7 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from offgrid import paths
+from offgrid import config, paths
 from offgrid.conversation import Conversation, PromptTooLarge
 from offgrid.engines.base import GenerationSettings, GenerationStats, TextEngine
 from offgrid.errors import InputError, OffgridError, UsageError
@@ -251,6 +251,7 @@ def set_setting(settings: GenerationSettings, key: str, value: str) -> None:
         raise UsageError(f"{key} must be a number, not {value!r}") from None
     if number < 0:
         raise UsageError(f"{key} must not be negative")
+    config.check_range(key, number)  # the bounds of the matching flag (--temperature 0-5, …)
     setattr(settings, key, number)
 
 

@@ -137,3 +137,16 @@ def test_save_to_a_missing_folder_is_an_error_not_the_end(engine, tmp_path: Path
     session.repl(lambda prompt: next(lines))
     assert next(lines) == "never read"  # the loop went on to /exit
     assert "error: cannot write" in stderr.getvalue()
+
+
+def test_set_keeps_the_bounds_of_the_flags() -> None:
+    """/set temperature 9 was taken although --temperature refuses anything above 5."""
+    from offgrid.errors import UsageError
+    from offgrid.repl import set_setting
+
+    settings = GenerationSettings()
+    for key, value in (("temperature", "9"), ("top_p", "1.5"), ("max_tokens", "0")):
+        with pytest.raises(UsageError, match=key):
+            set_setting(settings, key, value)
+    set_setting(settings, "temperature", "0.3")
+    assert settings.temperature == 0.3
