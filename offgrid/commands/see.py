@@ -136,6 +136,9 @@ def _check_modes(specs: list[str], question: str | None, extract: str | None, ch
         raise UsageError("--chat reads your questions from the terminal; give the image as a file")
     if specs.count(images.STDIN) > 1:
         raise UsageError("stdin (`-`) can be read only once")
+    if images.STDIN in specs and stdin_is_tty():  # it waited silently for bytes nobody types
+        raise UsageError("`-` reads an image from stdin, but nothing is piped in",
+                         hint='cat photo.jpg | offgrid see - "what is this?"')
     if page is not None and not any(images.is_pdf(s) for s in specs):
         raise UsageError("--page applies to a PDF input")
 

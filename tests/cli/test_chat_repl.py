@@ -128,3 +128,10 @@ def test_json_without_a_question_is_a_usage_error(tiny_llama: Path) -> None:
     term = Terminal(["chat", "-m", str(tiny_llama), "--json"])
     assert term.close() == 2
     assert "--json needs a question" in term.seen
+
+
+def test_see_stdin_image_on_a_terminal_is_a_usage_error(vision_models) -> None:  # type: ignore[no-untyped-def]
+    """`offgrid see - "q"` typed on a terminal waited silently for image bytes."""
+    term = Terminal(["see", "-m", str(vision_models.model), "-", "what is it?"])
+    assert term.close(timeout=30) == 2
+    assert "nothing is piped in" in term.seen
