@@ -74,7 +74,9 @@ def chat(
     conf = config.load()
     history = None if no_save or conf.get("history.enabled") is False else History()
     record = _previous(history, continue_, session)
-    spec = model or conf.get("chat.model") or (record.model if record else None)
+    # A continued conversation keeps its own model and system prompt; flags still win, and
+    # config defaults only fill in what it lacks.
+    spec = model or (record.model if record else None) or conf.get("chat.model")
     resolved = common.resolve_model(out, spec, "text", yes=yes)
     flags = dict(temperature=temperature, top_p=top_p, top_k=top_k, min_p=min_p,
                  repeat_penalty=repeat_penalty, max_tokens=max_tokens, seed=seed, ctx=ctx,
@@ -88,7 +90,7 @@ def chat(
                                      force=force, **speed)
     conversation = Conversation(system=chosen.get("system"), think=chosen.get("think"))
     if record:
-        conversation.system = chosen.get("system") or record.meta.get("system")
+        conversation.system = flags["system"] or record.meta.get("system") or chosen.get("system")
         conversation.turns = [{"role": m["role"], "content": m["content"]}
                               for m in record.messages if m["role"] in ("user", "assistant")]
     chat_session = ChatSession(

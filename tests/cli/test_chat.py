@@ -189,3 +189,18 @@ def test_continue_from_another_folder_after_a_relative_model_path(offgrid, tiny_
     again = offgrid("chat", "-c", "and then?", "-n", "3", "--json", cwd=elsewhere)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["model"] == str(tiny_llama)
+
+
+def test_continue_keeps_the_conversations_model_and_system(offgrid, tiny_llama: Path,
+                                                           tiny_llama_no_template: Path) -> None:
+    """`chat -c` swapped in the config's default model and system prompt mid-conversation."""
+    assert offgrid("config", "set", "chat.model", str(tiny_llama_no_template)).returncode == 0
+    assert offgrid("config", "set", "chat.system", "word " * 100).returncode == 0
+    first = offgrid("chat", "-m", str(tiny_llama), "-s", "be brief", "hi", "-n", "3", "--json")
+    assert first.returncode == 0, first.stderr
+    again = offgrid("chat", "-c", "more", "-n", "3", "--json")
+    assert again.returncode == 0, again.stderr
+    data = json.loads(again.stdout)
+    assert data["model"] == str(tiny_llama)
+    # the short system prompt and one more turn, not the 100-word config system prompt
+    assert data["prompt_tokens"] - json.loads(first.stdout)["prompt_tokens"] < 60
