@@ -21,18 +21,20 @@ from offgrid.history import History
 from offgrid.output import Output
 
 HELP = """\
-/help            this list
-/exit            leave (or Ctrl-D)
-/reset           forget the conversation
-/system TEXT     set the system prompt
-/model NAME      switch model
-/set KEY VALUE   temperature, top_p, top_k, min_p,
-                 repeat_penalty, max_tokens, seed
-/stats           speed of the last reply
-/save FILE       write the conversation (Markdown)
-/retry           answer the last message again
-End a line with \\ to continue it; \"\"\" starts
-and ends a multi-line message. Ctrl-C stops a reply."""
+/help           this list
+/exit           leave (or Ctrl-D)
+/reset          forget the conversation
+/system TEXT    set the system prompt
+/model NAME     switch model
+/set KEY VALUE  change a setting:
+  temperature, top_p, top_k, min_p,
+  repeat_penalty, max_tokens, seed
+/stats          speed of the last reply
+/save FILE      save it as Markdown
+/retry          answer the last again
+End a line with \\ to continue it;
+\"\"\" starts and ends a multi-line
+message. Ctrl-C stops a reply."""  # 40 columns: a phone in portrait
 
 
 @dataclass

@@ -150,3 +150,12 @@ def test_set_keeps_the_bounds_of_the_flags() -> None:
             set_setting(settings, key, value)
     set_setting(settings, "temperature", "0.3")
     assert settings.temperature == 0.3
+
+
+def test_help_fits_a_phone_in_portrait() -> None:
+    """/help lines were up to 52 columns: the terminal broke them mid-word at 40."""
+    from offgrid.repl import HELP
+
+    assert max(len(line) for line in HELP.splitlines()) <= 40
+    assert all(f"/{name}" in HELP for name in ("exit", "reset", "system", "model", "set",
+                                                "stats", "save", "retry"))
