@@ -204,6 +204,8 @@ def _tensor_nbytes(name: str, dims: tuple[int, ...], ggml_type: int) -> int:
 
 def _parse(buf: mmap.mmap | bytes, size: int, path: Path) -> GGUFInfo:
     r = _Reader(buf, size)
+    if bytes(buf[:4]) == b"lmgg":  # whisper.cpp's ggml file magic (0x67676d6c)
+        raise _Corrupt("it is a whisper.cpp speech model (for `offgrid transcribe`)")
     if bytes(buf[:4]) != GGUF_MAGIC:
         raise _Corrupt("not a GGUF file (bad magic)")
     r.take(4)

@@ -204,3 +204,10 @@ def test_continue_keeps_the_conversations_model_and_system(offgrid, tiny_llama: 
     assert data["model"] == str(tiny_llama)
     # the short system prompt and one more turn, not the 100-word config system prompt
     assert data["prompt_tokens"] - json.loads(first.stdout)["prompt_tokens"] < 60
+
+
+def test_a_whisper_model_as_a_text_model_says_what_it_is(offgrid, tiny_whisper: Path) -> None:
+    """A whisper.cpp .bin given to chat said only "bad magic"."""
+    result = offgrid("chat", "-m", str(tiny_whisper), "hi")
+    assert result.returncode == 1 and "Traceback" not in result.stderr
+    assert "whisper.cpp speech model" in result.stderr and "offgrid transcribe" in result.stderr
