@@ -120,8 +120,15 @@ def split_arguments(args: list[str], prompt: str | None, camera: bool) -> tuple[
     return specs, question
 
 
+# A last argument like "scan.jpg" is a file name with a typo, not a question.
+_FILE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic",
+                  ".pdf"}
+
+
 def _is_input(spec: str) -> bool:
-    return spec == images.STDIN or Path(spec).expanduser().exists()
+    if spec == images.STDIN or Path(spec).expanduser().exists():
+        return True
+    return not any(c.isspace() for c in spec) and Path(spec).suffix.lower() in _FILE_SUFFIXES
 
 
 def _check_modes(specs: list[str], question: str | None, extract: str | None, chat: bool,

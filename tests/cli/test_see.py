@@ -216,3 +216,12 @@ def test_config_speed_keys_are_honoured(see, offgrid, photo: Path) -> None:
     assert offgrid("config", "set", "see.kv_cache", "q8_0").returncode == 0
     result = see(str(photo), "what?")
     assert result.returncode == 0, result.stderr
+
+
+def test_a_misspelt_image_name_is_not_taken_as_the_question(see, photo: Path) -> None:
+    """`see photo.png phot.png` described photo.png, answering the "question" phot.png."""
+    result = see(str(photo), str(photo.with_name("phot.png")))
+    assert result.returncode == 1
+    assert "image not found" in result.stderr and "phot.png" in result.stderr
+    asked = see(str(photo), "what is in photo.png?")  # a question may name a file
+    assert asked.returncode == 0, asked.stderr
