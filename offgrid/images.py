@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, BinaryIO
@@ -25,6 +26,7 @@ if TYPE_CHECKING:
 DEFAULT_MAX_SIDE = 1024
 STDIN = "-"
 JPEG_QUALITY = 90
+JPEG_DRAFT_FACTOR = 64  # draft() decodes a JPEG at down to 1/8 a side: 1/64 of the pixels
 PDF_RENDER_DPI = 150
 CAMERA_TIMEOUT_S = 60
 
@@ -74,22 +76,37 @@ def _pillow() -> Any:
     return PIL
 
 
-def decode_image(data: bytes, name: str) -> Image.Image:
-    """Decode and fully load an image; not-an-image and truncated files are InputErrors."""
+def decode_image(data: bytes, name: str, max_side: int | None = None) -> Image.Image:
+    """Decode and fully load an image; not-an-image and truncated files are InputErrors.
+
+    With *max_side*, a JPEG is decoded at a reduced scale (libjpeg's DCT scaling, down to 1/8
+    a side) no smaller than that: a 108 or 200 MP phone photo then costs a few MB instead of
+    hundreds, and Pillow's pixel limit (a decompression-bomb guard) applies to what is really
+    decoded. Pillow's size warning never reaches the terminal.
+    """
     pil = _pillow()
     Image, UnidentifiedImageError = pil.Image, pil.UnidentifiedImageError
-
+    scaled = max_side is not None and data[:3] == b"\xff\xd8\xff"
+    limit = Image.MAX_IMAGE_PIXELS
     try:
-        with Image.open(io.BytesIO(data)) as probe:
-            probe.verify()
-        image = Image.open(io.BytesIO(data))
-        image.load()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            if scaled and limit:
+                Image.MAX_IMAGE_PIXELS = limit * JPEG_DRAFT_FACTOR
+            with Image.open(io.BytesIO(data)) as probe:
+                probe.verify()
+            image = Image.open(io.BytesIO(data))
+            if scaled:
+                image.draft(image.mode, (max_side, max_side))
+            image.load()
     except UnidentifiedImageError as exc:
         raise InputError(f"{name} is not an image Pillow can read (JPEG, PNG, WebP, ...)") from exc
     except (OSError, SyntaxError, ValueError) as exc:
         raise InputError(f"{name} is a damaged or truncated image ({_short(exc)})") from exc
     except Image.DecompressionBombError as exc:
         raise InputError(f"{name} is too large to decode safely ({_short(exc)})") from exc
+    finally:
+        Image.MAX_IMAGE_PIXELS = limit
     return image
 
 
@@ -99,7 +116,7 @@ def prepare_image(
     """Orient per EXIF, downscale so the longest side is at most `max_side`, encode PNG/JPEG."""
     if max_side < 1:
         raise InputError(f"longest image side must be at least 1 pixel, got {max_side}")
-    image = decode_image(data, name)
+    image = decode_image(data, name, max_side)
     was_jpeg = image.format == "JPEG"
     image = _pillow().ImageOps.exif_transpose(image)
     if max(image.size) > max_side:

@@ -221,3 +221,20 @@ def test_camera_failure_and_missing_tool(tmp_path, monkeypatch):
     _fake_tool(tmp_path, "termux-camera-photo", "sys.stderr.write('Permission denied\\n'); sys.exit(1)")
     with pytest.raises(OffgridError, match="termux-camera-photo` failed: Permission denied"):
         images.take_photo()
+
+
+def test_a_very_large_phone_photo_is_read_at_a_reduced_scale(monkeypatch):
+    """A 108/200 MP JPEG printed Pillow's DecompressionBombWarning or was refused as a
+    bomb; JPEGs are now decoded at a reduced scale, where the pixel limit really applies.
+    (Scaled down: the limit is lowered instead of generating a 200 MP photo.)"""
+    import warnings
+
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1_000_000)
+    photo = encode(solid((3000, 2000)), "JPEG")  # 6 MP: 3x Pillow's bomb error threshold
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # nothing may reach the terminal
+        prepared = images.prepare_image(photo, "huge.jpg", max_side=512)
+    assert (prepared.width, prepared.height) == (512, 341)
+    assert Image.MAX_IMAGE_PIXELS == 1_000_000  # the guard is restored
+    with pytest.raises(InputError, match="too large to decode safely"):  # a PNG decodes fully
+        images.prepare_image(encode(solid((3000, 2000)), "PNG"), "huge.png", max_side=512)
