@@ -7,7 +7,7 @@ import importlib
 import os
 import sys
 import traceback
-from typing import Annotated, Optional
+from typing import Annotated, Any, Optional
 
 # Plain help: Typer's Rich help formatting imports ~100 modules (Markdown, Pygments) and
 # doubled `offgrid --help` time; panels also wrap badly on a phone-width terminal.
@@ -84,6 +84,30 @@ def _report(message: str, hint: str | None = None) -> None:
         sys.stderr.write(f"hint: {hint}\n")
 
 
+_METAVARS = {"int": "N", "int range": "N", "float": "NUM", "float range": "NUM", "str": "TEXT",
+             "path": "PATH", "file": "FILE", "list[str]": "TEXT", "list[path]": "PATH"}
+
+
+def _plain_metavars(command: Any) -> None:
+    """Help in click's plain style (`--ctx N`, `--model TEXT`) instead of Typer 0.29's
+    `<int range>` / `<list[str]>` type labels, which read as noise on a phone screen."""
+    for sub in getattr(command, "commands", {}).values():
+        _plain_metavars(sub)
+    for param in command.params:
+        if param.param_type_name == "argument":
+            param.metavar = param.metavar or param.name.upper()
+            param.display_type_rich = lambda ctx=None: None  # the name says it: no <list[str]>
+            continue
+        if param.metavar is not None or getattr(param, "is_flag", False):
+            continue
+        descriptor = getattr(param, "type_descriptor", None)
+        if descriptor is None or descriptor.is_choice:
+            continue
+        label = param.display_type(None).strip("<>")
+        if label in _METAVARS:
+            param.metavar = _METAVARS[label]
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, map errors to one line and an exit code."""
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
@@ -91,7 +115,9 @@ def main(argv: list[str] | None = None) -> None:
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its warnings are not ours to show
     code: int = ExitCode.OK
     try:
-        result = app(args=argv, standalone_mode=False, prog_name="offgrid")
+        command = typer.main.get_command(app)
+        _plain_metavars(command)
+        result = command.main(args=argv, standalone_mode=False, prog_name="offgrid")
         code = result if isinstance(result, int) else ExitCode.OK
     except OffgridError as exc:
         if native.debug_enabled():

@@ -211,3 +211,11 @@ def test_a_whisper_model_as_a_text_model_says_what_it_is(offgrid, tiny_whisper: 
     result = offgrid("chat", "-m", str(tiny_whisper), "hi")
     assert result.returncode == 1 and "Traceback" not in result.stderr
     assert "whisper.cpp speech model" in result.stderr and "offgrid transcribe" in result.stderr
+
+
+def test_help_uses_plain_placeholders(offgrid) -> None:
+    for command in ("chat", "summarize", "see", "imagine", "transcribe"):
+        text = offgrid(command, "--help", env={"COLUMNS": "60"}).stdout
+        assert "<int" not in text and "<str>" not in text and "<list[" not in text, command
+    chat_help = offgrid("chat", "--help").stdout
+    assert "--ctx N" in chat_help and "--model TEXT" in chat_help and "PROMPT" in chat_help
