@@ -175,8 +175,9 @@ def test_corrupt_download_is_rejected_and_not_cached(mirror: HubMirror, model: b
 
 
 def test_catalog_mismatch_fails_before_downloading(mirror: HubMirror, model: bytes, hub_cache: Path) -> None:
-    with pytest.raises(ModelFileError, match="expected 0{64}"):
+    with pytest.raises(ModelFileError, match="expected 0{64}") as caught:
         hub.download(REPO, FILE, sha256="0" * 64)
+    assert caught.value.hint.endswith(f"offgrid models pull {REPO}:{FILE}")  # a way forward
     with pytest.raises(ModelFileError, match=f"is {SIZE} bytes on Hugging Face, expected 5"):
         hub.download(REPO, FILE, size=5)
     assert [method for method, _, _ in mirror.requests] == ["HEAD", "HEAD"]

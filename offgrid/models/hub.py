@@ -302,12 +302,12 @@ def _expectations(
     if size is not None and remote.size is not None and size != remote.size:
         raise ModelFileError(
             f"{repo}/{filename} is {remote.size} bytes on Hugging Face, expected {size}: {stale}",
-            hint="update offgrid, or pull it by its full name owner/repo:file",
+            hint=f"update offgrid, or take the new file: offgrid models pull {repo}:{filename}",
         )
     if sha256 and remote_sha256 and sha256 != remote_sha256:
         raise ModelFileError(
             f"{repo}/{filename} has sha256 {remote_sha256} on Hugging Face, expected {sha256}: {stale}",
-            hint="update offgrid, or pull it by its full name owner/repo:file",
+            hint=f"update offgrid, or take the new file: offgrid models pull {repo}:{filename}",
         )
     return (size if size is not None else remote.size), (sha256 or remote_sha256)
 
