@@ -304,9 +304,9 @@ def prompt_toolkit_reader(persist: bool = True) -> Callable[[str], str]:
     """A line reader with editing and input history (arrow keys), kept on disk only when
     *persist* (not with --no-save or history.enabled=false)."""
     from prompt_toolkit import PromptSession
-    from prompt_toolkit.history import FileHistory, History, InMemoryHistory
+    from prompt_toolkit.history import FileHistory, InMemoryHistory
 
-    lines: History = InMemoryHistory()
+    lines: InMemoryHistory | FileHistory = InMemoryHistory()
     if persist:
         history_file = paths.private_dir(paths.data_dir()) / "chat_input_history"
         if not history_file.exists():

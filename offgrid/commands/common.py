@@ -36,6 +36,9 @@ StatsOpt = Annotated[bool, typer.Option("--stats", help="Print speed and token c
 YesOpt = Annotated[bool, typer.Option("--yes", "-y", help="Download a missing model without asking.")]
 ForceOpt = Annotated[bool, typer.Option("--force", help="Load even if the model looks too big "
                                                      "for available memory.")]
+ForceOutputOpt = Annotated[bool, typer.Option(
+    "--force", help="Replace an existing output file; load even if the model looks too big "
+                    "for available memory.")]
 PlainOpt = Annotated[bool, typer.Option("--plain", help="Plain text even on a terminal.")]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
 NoSaveOpt = Annotated[bool, typer.Option("--no-save", help="Keep nothing on disk.")]

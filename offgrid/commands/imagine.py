@@ -67,8 +67,7 @@ def imagine_command(
     no_save: common.NoSaveOpt = False,
     notify: common.NotifyOpt = None,
     yes: common.YesOpt = False,
-    force: Annotated[bool, typer.Option("--force", help="Replace existing output files; run even if "
-                                                        "memory looks too small.")] = False,
+    force: common.ForceOutputOpt = False,
 ) -> None:
     """Draw a picture from a prompt with a local image model."""
     out = Output(plain=json_)

@@ -69,8 +69,7 @@ def summarize_command(
     copy: common.CopyOpt = False,
     notify: common.NotifyOpt = None,
     yes: common.YesOpt = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Overwrite the -o file; load even if the model looks too big for memory.")] = False,
+    force: common.ForceOutputOpt = False,
 ) -> None:
     """Summarise documents, answer questions from them, or extract fields — offline."""
     conf = config.load()

@@ -55,9 +55,7 @@ def transcribe(
     stats: common.StatsOpt = False,
     plain: common.PlainOpt = False,
     yes: common.YesOpt = False,
-    force: Annotated[bool, typer.Option(
-        "--force", help="Replace an existing -o file; load even if the model looks too big "
-                        "for available memory.")] = False,
+    force: common.ForceOutputOpt = False,
 ) -> None:
     """Transcribe speech to text on the device (whisper.cpp)."""
     out = Output(plain=plain)
