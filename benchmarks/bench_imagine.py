@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from offgrid.engines.sd import ROLE_ARGUMENTS, StableDiffusionEngine  # noqa: E402
-from offgrid.imagine import ImageParams, parse_size  # noqa: E402
+from offgrid.outputs.pictures import ImageParams, parse_size  # noqa: E402
 
 
 _keep_alive: list = []  # ctypes callbacks the C side still points to

@@ -21,11 +21,11 @@ N_CTX = 2048
 
 
 def _offgrid_turns(model: Path, threads: int) -> list[dict]:
-    from offgrid.conversation import Conversation
+    from offgrid.chat.conversation import Conversation
     from offgrid.engines.base import GenerationSettings
     from offgrid.engines.llama import LlamaEngine
-    from offgrid.output import Output
-    from offgrid.repl import ChatSession
+    from offgrid.ui.output import Output
+    from offgrid.chat.repl import ChatSession
 
     engine = LlamaEngine(model, n_ctx=N_CTX, n_threads=threads)
     out = Output(stdout=io.StringIO(), stderr=io.StringIO())

@@ -4,7 +4,7 @@
     python benchmarks/bench_summarize.py --model qwen3-0.6b # a cached catalog model or a .gguf path
 
 Both sides use the same llama.cpp model and settings, in the same process:
-- offgrid: documents.load -> summarize.prepare (chunking with the model's tokenizer, map) ->
+- offgrid: documents.load -> summarizer.prepare (chunking with the model's tokenizer, map) ->
   final reduce, with `--ask` questions as well if given;
 - raw: the engine evaluates exactly the document tokens of the same chunks (llama_cpp's
   `Llama.eval`, KV cache cleared per chunk), no instructions and no generation: the least
@@ -34,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from offgrid import documents, prompts, summarize  # noqa: E402
+from offgrid.inputs import documents  # noqa: E402
+from offgrid.grounded import prompts, summarizer
 from offgrid.engines.base import GenerationSettings  # noqa: E402
 
 PARTIES = ["Acme Ltd", "Borealis GmbH", "Cobalt SA", "Delta Farms", "Evergreen LLC"]
@@ -136,15 +137,15 @@ def main() -> None:
         path = model_path(args.model, workdir)
         engine = LlamaEngine(path, n_ctx=args.ctx, n_threads=args.threads or device.default_threads(), seed=1)
         try:
-            request = summarize.Request(
+            request = summarizer.Request(
                 prompts.BUILTIN_ROLES["general"], questions=args.ask, map_tokens=args.map_tokens,
                 settings=GenerationSettings(temperature=0.0, seed=1, max_tokens=args.max_tokens))
             raw_seconds, raw_tokens = raw_prompt_seconds(  # warm-up, and the baseline's chunks
-                engine, summarize.Job(engine, documents.load(pdf), request).plan())
+                engine, summarizer.Job(engine, documents.load(pdf), request).plan())
             clock = EvalClock(engine.llm)
             start = time.perf_counter()
             document = documents.load(pdf)
-            job = summarize.prepare(engine, document, request)
+            job = summarizer.prepare(engine, document, request)
             for section in job.sections():
                 "".join(section.stream)
             total = time.perf_counter() - start

@@ -53,7 +53,7 @@ def bench_engine(model_path: Path, audio_path: Path, threads: int, language: str
                  repeat: int) -> dict:
     import pywhispercpp.model
 
-    from offgrid.audio import load_audio
+    from offgrid.inputs.audio import load_audio
     from offgrid.engines.base import TranscriptionSettings
     from offgrid.engines.whisper import WhisperEngine
 

@@ -12,7 +12,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
 
-from offgrid.completion import FILE_NAMES, script  # noqa: E402
+from offgrid.ui.completion import FILE_NAMES, script  # noqa: E402
 
 
 def stale() -> list[str]:

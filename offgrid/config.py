@@ -13,7 +13,7 @@ import tomllib
 from pathlib import Path
 from typing import Any
 
-from offgrid import paths
+from offgrid.device import paths
 from offgrid.errors import OffgridError, UsageError
 
 _GENERATION = {"model": str, "temperature": float, "top_p": float, "top_k": int,

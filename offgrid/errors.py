@@ -55,3 +55,13 @@ class InputError(OffgridError):
 
 class NetworkError(OffgridError):
     """A download or Hub request failed."""
+
+
+class ContextOverflowError(OffgridError):
+    """A prompt that cannot fit in the context window at all."""
+
+    def __init__(self, prompt_tokens: int, n_ctx: int):
+        super().__init__(
+            f"the prompt has {prompt_tokens} tokens but the context window holds {n_ctx}",
+            hint="shorten it, or raise --ctx if the model and memory allow")
+        self.prompt_tokens, self.n_ctx = prompt_tokens, n_ctx

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offgrid import paths
+from offgrid.device import paths
 from offgrid.errors import OffgridError, UsageError
 from offgrid.lazy import lazy_import
 
@@ -298,6 +298,16 @@ class History:
         with self._db() as db:
             return [r[0] for r in db.execute(
                 "SELECT DISTINCT name FROM conversations WHERE name IS NOT NULL ORDER BY name")]
+
+
+def enabled(no_save: bool, conf: dict[str, Any]) -> bool:
+    """Whether this run keeps anything on disk: not with --no-save or history.enabled=false."""
+    return not no_save and conf.get("history.enabled") is not False
+
+
+def open_for(no_save: bool, conf: dict[str, Any]) -> History | None:
+    """The history this run records into, or None when it keeps nothing (see enabled())."""
+    return History() if enabled(no_save, conf) else None
 
 
 def to_markdown(record: Record) -> str:

@@ -119,3 +119,56 @@ def hub_mirror(monkeypatch: pytest.MonkeyPatch):
         monkeypatch.setenv("HF_ENDPOINT", server.endpoint)
         monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
         yield server
+
+
+def run_in_process(*args: str, input: str | bytes | None = None,
+                   cwd: Path | None = None) -> subprocess.CompletedProcess:
+    """Run `offgrid ARGS` inside this process (milliseconds, no engine start-up): stdin a
+    pipe holding *input* (empty when None), stdout and stderr captured as text."""
+    import io
+
+    from offgrid import cli
+    from offgrid.engines import native
+
+    data = input.encode() if isinstance(input, str) else (input or b"")
+    stdin = io.TextIOWrapper(io.BytesIO(data), encoding="utf-8")
+    stdout, stderr = io.StringIO(), io.StringIO()
+    saved = sys.stdin, sys.stdout, sys.stderr, os.getcwd()
+    sys.stdin, sys.stdout, sys.stderr = stdin, stdout, stderr
+    try:
+        if cwd is not None:
+            os.chdir(cwd)
+        cli.main(list(args))
+        code = 0
+    except SystemExit as done:
+        code = int(done.code or 0)
+    finally:
+        sys.stdin, sys.stdout, sys.stderr = saved[:3]
+        os.chdir(saved[3])
+        native.set_debug(False)
+    return subprocess.CompletedProcess(["offgrid", *args], code, stdout.getvalue(),
+                                       stderr.getvalue())
+
+
+@pytest.fixture
+def fake_engines():
+    """Fake engines behind the loader (tests/fakes.py) for this test; yields FakeEngines."""
+    from tests.fakes import FakeEngines
+
+    engines = FakeEngines().install()
+    yield engines
+    engines.uninstall()
+
+
+@pytest.fixture
+def fake_model(tmp_path: Path) -> Path:
+    """A local model file for the fake engines."""
+    from tests.fakes import fake_model_file
+
+    return fake_model_file(tmp_path / "models")
+
+
+@pytest.fixture
+def cli(fake_engines):
+    """The in-process CLI runner with fake engines: cli("chat", "-m", path, "hi")."""
+    return run_in_process

@@ -1,4 +1,4 @@
-"""offgrid.audio: decoding, downmixing and resampling to 16 kHz mono float32."""
+"""offgrid.inputs.audio: decoding, downmixing and resampling to 16 kHz mono float32."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from offgrid import audio
-from offgrid.audio import SAMPLE_RATE, load_audio, resample
+from offgrid.inputs import audio
+from offgrid.inputs.audio import SAMPLE_RATE, load_audio, resample
 from offgrid.errors import InputError
 from tests.audiofiles import float_wav_bytes, tone, wav_bytes
 

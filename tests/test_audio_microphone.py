@@ -7,8 +7,8 @@ import sys
 import numpy as np
 import pytest
 
-from offgrid import audio
-from offgrid.audio import SAMPLE_RATE, record_microphone
+from offgrid.inputs import audio
+from offgrid.inputs.audio import SAMPLE_RATE, record_microphone
 from offgrid.errors import InputError
 
 # writes a 16 kHz mono 16-bit WAV of a 440 Hz tone: -d seconds long, or as long as it ran

@@ -8,8 +8,8 @@ import re
 
 import pytest
 
-from offgrid.chunking import Chunk, page_marker, split
-from offgrid.documents import Page
+from offgrid.inputs.chunking import Chunk, page_marker, split
+from offgrid.inputs.documents import Page
 
 MARKER = re.compile(r"\[p\. (\d+)\]\n")
 

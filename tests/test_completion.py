@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from offgrid import completion, paths
+from offgrid.ui import completion
+from offgrid.device import paths
 from offgrid.errors import UsageError
 from offgrid.history import History
 

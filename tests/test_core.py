@@ -10,11 +10,12 @@ from pathlib import Path
 
 import pytest
 
-from offgrid import config, device, paths
+from offgrid import config, device
+from offgrid.device import paths
 from offgrid.errors import ModelNotCachedError, OffgridError, UsageError
 from offgrid.history import History
 from offgrid.models import catalog, store
-from offgrid.thinking import split_thinking, strip_thinking
+from offgrid.chat.thinking import split_thinking, strip_thinking
 
 
 def test_config_roundtrip_and_precedence() -> None:
@@ -171,7 +172,7 @@ class _TerminalStream(io.StringIO):
 
 @pytest.mark.parametrize("unit, total, shown", [("", 30, "8/30"), ("bytes", 3000, "27%")])
 def test_progress_bar_keeps_its_numbers_on_a_phone_width_terminal(unit, total, shown):
-    from offgrid.output import Output
+    from offgrid.ui.output import Output
 
     stream = _TerminalStream()
     out = Output(stderr=stream)

@@ -1,4 +1,4 @@
-"""offgrid.doctor on fake /proc and /sys trees, with engines and tools "missing"."""
+"""offgrid.device.doctor on fake /proc and /sys trees, with engines and tools "missing"."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from offgrid import config, device, doctor
+from offgrid import config, device
+from offgrid.device import doctor
 from offgrid.engines import native
 from tests.fakebin import FakeBin
 
@@ -117,7 +118,7 @@ def test_missing_configured_model_and_broken_files(tmp_path: Path) -> None:
 
 
 def test_corrupt_history_and_config_are_problems(tmp_path: Path) -> None:
-    from offgrid import paths
+    from offgrid.device import paths
 
     paths.private_dir(paths.history_db().parent)
     paths.history_db().write_bytes(b"this is not a database" * 100)

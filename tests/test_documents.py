@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-from offgrid import documents
-from offgrid.documents import Page, decode_text, html_to_text, load, parse_page_ranges
+from offgrid.inputs import documents
+from offgrid.inputs.documents import Page, decode_text, html_to_text, load, parse_page_ranges
 from offgrid.errors import InputError, UsageError
 from tests.pdfs import pdf_bytes, write_pdf
 

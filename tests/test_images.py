@@ -1,4 +1,4 @@
-"""offgrid.images with Pillow-generated images and PDFs made by Pillow and pypdf."""
+"""offgrid.inputs.images with Pillow-generated images and PDFs made by Pillow and pypdf."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from PIL import Image
 
-from offgrid import images
+from offgrid.inputs import images
 from offgrid.errors import InputError, OffgridError
 
 

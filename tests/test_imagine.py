@@ -1,4 +1,4 @@
-"""offgrid.imagine (no engine): parameter precedence and checks, file names, PNG metadata."""
+"""offgrid.outputs.pictures (no engine): parameter precedence and checks, file names, PNG metadata."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 from PIL import Image
 
 from offgrid.errors import InputError, UsageError
-from offgrid.imagine import (PNG_METADATA_KEY, SAMPLERS, ImageParams, build_params, check_params,
+from offgrid.outputs.pictures import (PNG_METADATA_KEY, SAMPLERS, ImageParams, build_params, check_params,
                              default_output_path, numbered_paths, output_paths, parse_size,
                              read_png_params, save_png, slug)
 

@@ -25,7 +25,7 @@ def test_help_loads_no_document_parser_database_or_engine() -> None:
             "try: app(['--help'], prog_name='offgrid')\n"
             "except SystemExit: pass\n"
             "heavy = ['pypdf', 'llama_cpp', 'stable_diffusion_cpp', 'pywhispercpp', 'numpy',"
-            " 'rich.markdown', 'offgrid.documents', 'offgrid.models.hub']\n"
+            " 'rich.markdown', 'offgrid.inputs.documents', 'offgrid.models.hub']\n"
             "loaded = [m for m in heavy if m in sys.modules and "
             "type(sys.modules[m]).__name__ != '_LazyModule']\n"
             "print('loaded:' + ','.join(loaded), file=sys.stderr)")

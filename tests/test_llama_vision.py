@@ -12,7 +12,7 @@ from PIL import Image
 
 from offgrid.engines.base import GenerationSettings
 from offgrid.errors import ModelFileError
-from offgrid.images import PreparedImage, prepare_image
+from offgrid.inputs.images import PreparedImage, prepare_image
 from offgrid.models import store
 from offgrid.models.validate_vision import check_vision_files
 from tests.tinymodels.mmproj import VisionModels, write_tiny_mmproj

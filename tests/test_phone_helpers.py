@@ -7,9 +7,9 @@ from pathlib import Path
 import pytest
 
 from offgrid import config
-from offgrid.commands import common
+from offgrid.ui import phone as phone_helpers
 from offgrid.errors import OffgridError
-from offgrid.output import Output
+from offgrid.ui.output import Output
 from tests.fakebin import FakeBin
 
 
@@ -25,7 +25,7 @@ def phone(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> FakeBin:
 
 
 def test_long_job_notifies_after_a_minute_then_releases_the_lock(phone: FakeBin) -> None:
-    with common.long_job(Output(), notify=True, title="offgrid summarize") as job:
+    with phone_helpers.long_job(Output(), notify=True, title="offgrid summarize") as job:
         job.started -= 125  # as if it had run for two minutes
         job.done = "summary ready"
     names = [c["name"] for c in phone.calls()]
@@ -35,9 +35,9 @@ def test_long_job_notifies_after_a_minute_then_releases_the_lock(phone: FakeBin)
 
 
 def test_short_job_or_notify_off_sends_nothing(phone: FakeBin) -> None:
-    with common.long_job(Output(), notify=True):
+    with phone_helpers.long_job(Output(), notify=True):
         pass
-    with common.long_job(Output(), notify=False) as job:
+    with phone_helpers.long_job(Output(), notify=False) as job:
         job.started -= 600
     assert phone.calls("termux-notification") == []
     assert len(phone.calls("termux-wake-unlock")) == 2
@@ -46,7 +46,7 @@ def test_short_job_or_notify_off_sends_nothing(phone: FakeBin) -> None:
 def test_config_default_and_failure_notification(phone: FakeBin) -> None:
     config.set_value("general.notify", "true")
     with pytest.raises(OffgridError):
-        with common.long_job(Output()) as job:
+        with phone_helpers.long_job(Output()) as job:
             job.started -= 90
             raise OffgridError("engine crashed")
     assert phone.argv("termux-notification")[0][-1] == "failed after 1 min 30 s"
@@ -55,7 +55,7 @@ def test_config_default_and_failure_notification(phone: FakeBin) -> None:
 
 def test_ctrl_c_still_releases_and_says_stopped(phone: FakeBin) -> None:
     with pytest.raises(KeyboardInterrupt):
-        with common.long_job(Output(), notify=True) as job:
+        with phone_helpers.long_job(Output(), notify=True) as job:
             job.started -= 61
             raise KeyboardInterrupt
     assert phone.argv("termux-notification")[0][-1] == "stopped after 1 min 1 s"
@@ -64,13 +64,13 @@ def test_ctrl_c_still_releases_and_says_stopped(phone: FakeBin) -> None:
 
 def test_a_failing_notification_is_only_a_warning(phone: FakeBin, capsys) -> None:
     phone.add("termux-notification", stderr="no app", code=1)
-    with common.long_job(Output(), notify=True) as job:
+    with phone_helpers.long_job(Output(), notify=True) as job:
         job.started -= 100
     assert "warning: no notification" in capsys.readouterr().err
 
 
 def test_deliver_writes_and_copies(phone: FakeBin, capsys) -> None:
-    common.deliver(Output(plain=True), "the answer", copy=True, write=True)
+    phone_helpers.deliver(Output(plain=True), "the answer", copy=True, write=True)
     captured = capsys.readouterr()
     assert captured.out == "the answer\n"
     assert "copied to the clipboard" in captured.err

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import json
 
 import pytest
 
-from offgrid import prompts
+from offgrid.grounded import prompts
 from offgrid.errors import OffgridError, UsageError
-from offgrid.prompts import NOT_MENTIONED, Role, load_roles, parse_extraction
+from offgrid.grounded.prompts import NOT_MENTIONED, Role, load_roles, parse_extraction
 
 GENERAL = prompts.BUILTIN_ROLES["general"]
 LEGAL = prompts.BUILTIN_ROLES["legal"]
@@ -19,14 +18,6 @@ def is_chat(messages) -> bool:
     return all(set(message) == {"role", "content"} for message in messages) and messages[-1]["role"] == "user"
 
 
-def test_chat_messages():
-    messages = prompts.chat("hi", history=[{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}])
-    assert [m["role"] for m in messages] == ["system", "user", "assistant", "user"]
-    assert messages[0]["content"] == prompts.DEFAULT_CHAT_SYSTEM
-    assert prompts.chat("x", system="be brief")[0]["content"] == "be brief"
-    assert prompts.chat_system(LEGAL) == LEGAL.system
-
-
 def test_all_document_prompts_share_the_system_prefix_and_chunk_block():
     fields = ["late penalty", "due date"]
     per_chunk = [
@@ -35,7 +26,6 @@ def test_all_document_prompts_share_the_system_prefix_and_chunk_block():
         prompts.grounded_answer(CHUNK, "What is the penalty?", role=LEGAL),
         prompts.grounded_answer(CHUNK, "When is payment due?", role=LEGAL, language="fr"),
         prompts.extraction(CHUNK, fields, role=LEGAL),
-        prompts.extraction_json(CHUNK, fields, role=LEGAL),
     ]
     system = prompts.document_system(LEGAL)
     block = prompts.document_block(CHUNK)
@@ -103,8 +93,6 @@ def test_extraction_prompts_list_fields():
     fields = ["total amount", "due date"]
     lines = prompts.extraction(CHUNK, fields, role=GENERAL)[1]["content"]
     assert lines.rstrip().endswith("total amount:\ndue date:")
-    as_json = prompts.extraction_json(CHUNK, fields, role=GENERAL)[1]["content"]
-    assert json.dumps({"total amount": "...", "due date": "..."}) in as_json
 
 
 def test_parse_fields():

@@ -7,12 +7,12 @@ from pathlib import Path
 
 import pytest
 
-from offgrid.conversation import Conversation
+from offgrid.chat.conversation import Conversation
 from offgrid.engines.base import GenerationSettings
 from offgrid.engines.llama import LlamaEngine
 from offgrid.history import History
-from offgrid.output import Output
-from offgrid.repl import ChatSession, read_message
+from offgrid.ui.output import Output
+from offgrid.chat.repl import ChatSession, read_message
 
 
 @pytest.fixture
@@ -108,10 +108,10 @@ class _FakeThinker:
 
         self.stats = GenerationStats()
 
-    def count_chat_tokens(self, messages, **kwargs) -> int:
+    def count_chat_tokens(self, messages, think=None) -> int:
         return 10
 
-    def chat(self, messages, settings, **kwargs):
+    def chat(self, messages, settings):
         yield from ["<think>", "secret plan", "</think>", "\n\nThe ", "answer."]
 
 
@@ -142,7 +142,7 @@ def test_save_to_a_missing_folder_is_an_error_not_the_end(engine, tmp_path: Path
 def test_set_keeps_the_bounds_of_the_flags() -> None:
     """/set temperature 9 was taken although --temperature refuses anything above 5."""
     from offgrid.errors import UsageError
-    from offgrid.repl import set_setting
+    from offgrid.chat.repl import set_setting
 
     settings = GenerationSettings()
     for key, value in (("temperature", "9"), ("top_p", "1.5"), ("max_tokens", "0")):
@@ -154,7 +154,7 @@ def test_set_keeps_the_bounds_of_the_flags() -> None:
 
 def test_help_fits_a_phone_in_portrait() -> None:
     """/help lines were up to 52 columns: the terminal broke them mid-word at 40."""
-    from offgrid.repl import HELP
+    from offgrid.chat.repl import HELP
 
     assert max(len(line) for line in HELP.splitlines()) <= 40
     assert all(f"/{name}" in HELP for name in ("exit", "reset", "system", "model", "set",

@@ -11,12 +11,12 @@ from collections.abc import Callable, Iterator
 
 import pytest
 
-from offgrid import prompts
-from offgrid.documents import Document, Page
+from offgrid.grounded import prompts
+from offgrid.inputs.documents import Document, Page
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message
 from offgrid.errors import UsageError
-from offgrid.prompts import NOT_MENTIONED
-from offgrid.summarize import Request, cited_pages, format_citation, locate, prepare, with_citation
+from offgrid.grounded.prompts import NOT_MENTIONED
+from offgrid.grounded.summarizer import Request, cited_pages, format_citation, locate, prepare, with_citation
 
 GENERAL = prompts.BUILTIN_ROLES["general"]
 
@@ -58,15 +58,15 @@ class FakeEngine:
         self.stats = GenerationStats()
         self.calls: list[tuple[list[Message], GenerationStats]] = []
         self._cache: list[str] = []
-        self.kwargs: list[dict] = []
+        self.thinks: list[bool | None] = []  # settings.think of every chat() call
 
     def count_tokens(self, text: str) -> int:
         return len(text.split())
 
-    def count_chat_tokens(self, messages: list[Message], **kwargs) -> int:
+    def count_chat_tokens(self, messages: list[Message], think: bool | None = None) -> int:
         return len(words(messages))
 
-    def chat(self, messages: list[Message], settings: GenerationSettings, **kwargs) -> Iterator[str]:
+    def chat(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         tokens = words(messages)
         assert len(tokens) + (settings.max_tokens or 0) <= self.n_ctx, "prompt + reply would overflow"
         reused = 0
@@ -75,7 +75,7 @@ class FakeEngine:
                 break
             reused += 1
         text = self.reply(messages)
-        self.kwargs.append(kwargs)
+        self.thinks.append(settings.think)
         stats = GenerationStats(len(tokens), len(tokens) - reused, len(text.split()))
         self.calls.append((messages, stats))
 
@@ -131,7 +131,7 @@ def test_short_document_one_call_per_task():
     assert result.fields == {"total amount": "1,200 EUR (p. 2)", "due date": NOT_MENTIONED}
     assert result.pages_used == [1, 2, 3]
     assert len(engine.calls) == 4 and result.usage.calls == 4
-    assert all(kw == {"enable_thinking": False} for kw in engine.kwargs)
+    assert all(think is False for think in engine.thinks)
 
 
 def test_tasks_on_one_chunk_reuse_the_cached_document():

@@ -1,4 +1,4 @@
-"""offgrid.termux against fake Termux:API and desktop programs on PATH."""
+"""offgrid.device.termux against fake Termux:API and desktop programs on PATH."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from offgrid import termux
+from offgrid.device import termux
 from offgrid.errors import OffgridError
 from tests.fakebin import FakeBin
 

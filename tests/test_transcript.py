@@ -1,4 +1,4 @@
-"""offgrid.transcript: the output formats and choosing one."""
+"""offgrid.outputs.transcript: the output formats and choosing one."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import re
 
 import pytest
 
-from offgrid import transcript
+from offgrid.outputs import transcript
 from offgrid.engines.base import Segment
 from offgrid.errors import UsageError
 

@@ -7,9 +7,9 @@ from typing import Annotated, Any, Optional
 
 import typer
 
-from offgrid import completion
+from offgrid.ui import completion
 from offgrid.errors import UsageError
-from offgrid.output import Output
+from offgrid.ui.output import Output
 
 app = typer.Typer(help="Tab completion for bash (Termux's shell), zsh and fish.",
                   no_args_is_help=True)

@@ -6,8 +6,9 @@ from typing import Annotated
 
 import typer
 
-from offgrid import config, paths
-from offgrid.output import Output
+from offgrid import config
+from offgrid.device import paths
+from offgrid.ui.output import Output
 
 app = typer.Typer(help="Show and change defaults (model per command, generation settings).",
                   no_args_is_help=True)

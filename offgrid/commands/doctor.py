@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import typer
 
-from offgrid.commands import common
+from offgrid.ui import options
 from offgrid.errors import ExitCode
 from offgrid.lazy import lazy_import
-from offgrid.output import Output
+from offgrid.ui.output import Output
 
-diagnosis = lazy_import("offgrid.doctor")  # loaded when `offgrid doctor` runs
+diagnosis = lazy_import("offgrid.device.doctor")  # loaded when `offgrid doctor` runs
 
 
-def doctor(json_: common.JsonOpt = False) -> None:
+def doctor(json_: options.JsonOpt = False) -> None:
     """Check this device: engines, models, memory, storage, tools, and what to fix.
 
     Shows the platform, CPU cores, memory, free storage, installed engines, downloaded and

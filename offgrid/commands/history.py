@@ -9,10 +9,10 @@ from typing import Annotated, Optional
 
 import typer
 
-from offgrid import files
+from offgrid.device import files
 from offgrid.errors import UsageError
 from offgrid.history import History, to_markdown
-from offgrid.output import Output
+from offgrid.ui.output import Output
 
 app = typer.Typer(help="Your conversations and runs, stored only on this device.",
                   invoke_without_command=True)

@@ -2,27 +2,21 @@
 
 from __future__ import annotations
 
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
 import typer
 
-from offgrid import config, imagine
-from offgrid.commands import common
-from offgrid.engines import native
-from offgrid.engines.base import GeneratedImage, ImageProgress, ImageStats
+from offgrid import config, history
+from offgrid.engines import loader
+from offgrid.engines.base import GeneratedImage, ImageEngine, ImageParams, ImageProgress, ImageStats
+from offgrid.engines.loader import EngineOptions
 from offgrid.errors import OffgridError, UsageError
-from offgrid.history import History
-from offgrid.imagine import ImageParams
-from offgrid.models import store
-from offgrid.output import Output
+from offgrid.outputs import pictures
+from offgrid.ui import options, phone
+from offgrid.ui.loading import TerminalHooks
+from offgrid.ui.output import Output
 
-# --flag -> component role, named like stable-diffusion.cpp's own CLI
-COMPONENT_FLAGS = {
-    "diffusion_model": "--diffusion-model", "clip_l": "--clip-l", "clip_g": "--clip-g",
-    "t5xxl": "--t5xxl", "llm": "--llm", "vae": "--vae", "taesd": "--taesd",
-}
 
 def _component(flag: str, what: str) -> Any:
     return Annotated[Optional[str], typer.Option(flag, help=f"{what} (a file, or a catalog alias).",
@@ -41,7 +35,7 @@ def imagine_command(
     cfg_scale: Annotated[Optional[float], typer.Option(
         "--cfg-scale", help="How strictly to follow the prompt (default: the model's; 1 for turbo models).")] = None,
     sampler: Annotated[Optional[str], typer.Option(
-        "--sampler", help="Sampling method: " + ", ".join(imagine.SAMPLERS) + ".")] = None,
+        "--sampler", help="Sampling method: " + ", ".join(pictures.SAMPLERS) + ".")] = None,
     seed: Annotated[Optional[int], typer.Option("--seed", help="Random seed (default: random; always reported).")] = None,
     width: Annotated[Optional[int], typer.Option("--width", help="Width in pixels.")] = None,
     height: Annotated[Optional[int], typer.Option("--height", help="Height in pixels.")] = None,
@@ -53,7 +47,7 @@ def imagine_command(
     from_png: Annotated[Optional[Path], typer.Option(
         "--from-png", help="Make a picture again from the parameters stored in an offgrid PNG; "
                            "other options override them.")] = None,
-    model: common.ModelOpt = None,
+    model: options.ModelOpt = None,
     diffusion_model: _component("--diffusion-model", "Stand-alone diffusion model") = None,
     clip_l: _component("--clip-l", "CLIP-L text encoder") = None,
     clip_g: _component("--clip-g", "CLIP-G text encoder") = None,
@@ -61,39 +55,39 @@ def imagine_command(
     llm: _component("--llm", "LLM text encoder (Qwen3 for FLUX.2-klein, …)") = None,
     vae: _component("--vae", "VAE") = None,
     taesd: _component("--taesd", "Tiny autoencoder (TAESD): faster decoding") = None,
-    threads: common.ThreadsOpt = None,
+    threads: options.ThreadsOpt = None,
     open_: Annotated[bool, typer.Option("--open", help="Show the picture when it is done.")] = False,
-    json_: common.JsonOpt = False,
-    no_save: common.NoSaveOpt = False,
-    notify: common.NotifyOpt = None,
-    yes: common.YesOpt = False,
-    force: common.ForceOutputOpt = False,
+    json_: options.JsonOpt = False,
+    no_save: options.NoSaveOpt = False,
+    notify: options.NotifyOpt = None,
+    yes: options.YesOpt = False,
+    force: options.ForceOutputOpt = False,
 ) -> None:
     """Draw a picture from a prompt with a local image model."""
     out = Output(plain=json_)
     conf = config.load()
     chosen = config.settings("imagine", {"threads": threads}, config=conf)
-    previous = imagine.read_png_params(from_png) if from_png else None
+    previous = pictures.read_png_params(from_png) if from_png else None
     components = {role: value for role, value in dict(
         diffusion_model=diffusion_model, clip_l=clip_l, clip_g=clip_g, t5xxl=t5xxl, llm=llm,
         vae=vae, taesd=taesd).items() if value}
-    files, entry = _model_files(out, model, chosen.get("model"), components, previous, yes)
-    engine = _engine(files, entry, chosen.get("threads"))
+    engine = loader.open_image(model, EngineOptions.from_choices(chosen, yes=yes, force=force),
+                               TerminalHooks(out), configured=chosen.get("model"),
+                               components=components, previous=previous)
     flags = dict(negative=negative, steps=steps, cfg_scale=cfg_scale, sampler=sampler, seed=seed,
                  width=width, height=height, init=str(init) if init else None, strength=strength)
     flags.update(_size_flags(size, width, height))
-    params = _params(" ".join(prompt) if prompt else None, flags, previous, chosen, entry, engine)
-    paths = imagine.output_paths(output, params, count, force=force)
-    store.check_memory(engine.components.size_bytes, imagine.working_memory_mb(params, entry),
-                       force=force)
+    params = pictures.checked_params(" ".join(prompt) if prompt else None, flags, previous,
+                                     chosen, engine)
+    paths = pictures.output_paths(output, params, count, force=force)
 
     saved: list[dict[str, Any]] = []
-    with common.long_job(out, notify=notify, title="offgrid imagine") as job:
+    with phone.long_job(out, notify=notify, title="offgrid imagine") as job:
         stats = _run(out, engine, params, count, paths, force, saved)
         job.done = f"{len(saved)} picture{'s' * (len(saved) != 1)} ready"
     _report(out, engine, params, stats, saved, json_)
-    if not no_save and conf.get("history.enabled") is not False:
-        History().record_run("imagine", engine.model_name, params.prompt,
+    if history.enabled(no_save, conf):
+        history.History().record_run("imagine", engine.model_name, params.prompt,
                              "\n".join(item["path"] for item in saved),
                              {"parameters": params.to_metadata(), "count": count,
                               "images": saved, "timings": stats.to_dict()})
@@ -102,71 +96,17 @@ def imagine_command(
             _show(out, Path(item["path"]))
 
 
-def _params(prompt: str | None, flags: dict[str, Any], previous: ImageParams | None,
-            configured: dict[str, Any], entry: Any, engine: Any) -> ImageParams:
-    """The checked parameters, with the model files and the --init picture as absolute paths."""
-    params = imagine.build_params(prompt, flags, previous=previous, configured=configured,
-                                  catalog=entry.options if entry else None,
-                                  default_sampler=engine.default_sampler)
-    if params.init:
-        imagine.check_init_image(params.init)
-    params = replace(params, model=entry.alias if entry else None,
-                     files={role: str(path.resolve()) for role, path in engine.components.files.items()},
-                     init=str(Path(params.init).resolve()) if params.init else None)
-    imagine.check_params(params, engine.size_multiple)
-    return params
-
-
 def _size_flags(size: str | None, width: int | None, height: int | None) -> dict[str, int]:
     """--size WxH as width/height flags (which it may not be combined with)."""
     if size is None:
         return {}
     if width is not None or height is not None:
         raise UsageError("give either --size or --width/--height, not both")
-    w, h = imagine.parse_size(size)
+    w, h = pictures.parse_size(size)
     return {"width": w, "height": h}
 
 
-def _model_files(out: Output, spec: str | None, configured: str | None, components: dict[str, str],
-                 previous: ImageParams | None, yes: bool) -> tuple[dict[str, Path], Any]:
-    """role -> file: --model and component flags > the earlier PNG's model > config > catalog."""
-    files: dict[str, Path] = {}
-    replaces_generator = any(role == "diffusion_model" for role in components)
-    if spec is None and previous is not None and not replaces_generator:
-        spec = previous.model
-        if spec is None:
-            files = {role: Path(path) for role, path in previous.files.items()}
-    if spec is None and not files and not replaces_generator:
-        spec = configured
-    entry = None
-    if spec is not None or not (files or components):
-        resolved = common.resolve_model(out, spec, "image", yes=yes)
-        entry = resolved.entry
-        extras = previous.files if previous is not None and spec == previous.model else {}
-        files = {**{role: Path(p) for role, p in extras.items()}, **resolved.files}
-    for role, value in components.items():
-        files[role] = _component_file(out, role, value, yes)
-    return files, entry
-
-
-def _component_file(out: Output, role: str, value: str, yes: bool) -> Path:
-    """A component flag's value: a local file, or a catalog alias that has a file for the role."""
-    if store.is_local_path(value):
-        return Path(value).expanduser()
-    resolved = common.resolve_model(out, value, "image", yes=yes)
-    if role not in resolved.files:
-        raise UsageError(f"{value} has no {role} file for {COMPONENT_FLAGS[role]}")
-    return resolved.files[role]
-
-
-def _engine(files: dict[str, Path], entry: Any, threads: int | None) -> Any:
-    from offgrid.engines.sd import StableDiffusionEngine
-
-    return StableDiffusionEngine(files, model_name=entry.alias if entry else None,
-                                 threads=common.threads(threads), on_log=native.record_log)
-
-
-def _run(out: Output, engine: Any, params: ImageParams, count: int, paths: list[Path],
+def _run(out: Output, engine: ImageEngine, params: ImageParams, count: int, paths: list[Path],
          force: bool, saved: list[dict[str, Any]]) -> ImageStats:
     """Generate with a progress bar on stderr, saving each picture the moment it is done."""
     with out.progress(f"loading {engine.model_name}") as bar:
@@ -176,7 +116,7 @@ def _run(out: Output, engine: Any, params: ImageParams, count: int, paths: list[
             bar.update(completed=p.step, total=p.steps, description=label + rate)
 
         def on_image(done: GeneratedImage) -> None:
-            path = imagine.save_png(done.image, paths[done.index], done.params, force=force)
+            path = pictures.save_png(done.image, paths[done.index], done.params, force=force)
             saved.append({"path": str(path), "seed": done.params.seed,
                           "seconds": round(done.seconds, 3),
                           "seconds_per_step": round(done.seconds_per_step, 4)})
@@ -184,7 +124,7 @@ def _run(out: Output, engine: Any, params: ImageParams, count: int, paths: list[
         return engine.generate(params, count, on_progress=on_progress, on_image=on_image)
 
 
-def _report(out: Output, engine: Any, params: ImageParams, stats: ImageStats,
+def _report(out: Output, engine: ImageEngine, params: ImageParams, stats: ImageStats,
             saved: list[dict[str, Any]], json_: bool) -> None:
     if json_:
         out.json({"images": saved, "model": engine.model_name,
@@ -199,7 +139,7 @@ def _report(out: Output, engine: Any, params: ImageParams, stats: ImageStats,
 
 def _show(out: Output, path: Path) -> None:
     """Open a picture in the device's viewer; a missing viewer is a warning, not a failure."""
-    from offgrid import termux
+    from offgrid.device import termux
 
     try:
         termux.open_file(path)

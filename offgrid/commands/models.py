@@ -6,15 +6,17 @@ from typing import Annotated, Optional
 
 import typer
 
-from offgrid.commands import common
-from offgrid.completion import model_aliases
+from offgrid.engines import loader
+from offgrid.ui import options
+from offgrid.ui.loading import TerminalHooks
+from offgrid.ui.completion import model_aliases
 from offgrid.errors import UsageError
 from offgrid.lazy import lazy_import
 from offgrid.models import catalog, store
 from offgrid.models.store import human_size
 
 hub = lazy_import("offgrid.models.hub")  # the network client: loaded when used
-from offgrid.output import Output
+from offgrid.ui.output import Output
 
 app = typer.Typer(help="List, download, inspect and remove models.", no_args_is_help=True)
 
@@ -28,7 +30,7 @@ def _check_task(task: str | None) -> None:
 
 
 @app.command("list")
-def list_(task: TaskOpt = None, json_: common.JsonOpt = False) -> None:
+def list_(task: TaskOpt = None, json_: options.JsonOpt = False) -> None:
     """The curated catalog: which models are downloaded, and their sizes."""
     _check_task(task)
     out = Output()
@@ -52,7 +54,7 @@ def pull(spec: Annotated[list[str], typer.Argument(
     """Download models (resumes an interrupted download, verifies size and checksum)."""
     out = Output()
     for one in spec:
-        resolved = common.download(out, one)
+        resolved = loader.pull(one, TerminalHooks(out))
         for path in resolved.files.values():
             out.line(str(path))
 
@@ -83,7 +85,7 @@ def path(spec: Annotated[str, typer.Argument(
 @app.command()
 def info(spec: Annotated[str, typer.Argument(
         help="Alias, owner/repo:file, or a local path.", autocompletion=model_aliases)],
-         json_: common.JsonOpt = False) -> None:
+         json_: options.JsonOpt = False) -> None:
     """What a model is: catalog data, files, and (for GGUF) its header."""
     out = Output()
     data: dict[str, object] = {"spec": spec}

@@ -7,15 +7,19 @@ from typing import Annotated, Optional
 
 import typer
 
-from offgrid import config, images, prompts
-from offgrid.commands import common
-from offgrid.commands.chat import generation_settings
-from offgrid.conversation import Conversation
+from offgrid import config, history
+from offgrid.chat.conversation import Conversation
+from offgrid.chat.repl import ChatSession, prompt_toolkit_reader, stdin_line_reader
+from offgrid.engines import loader
+from offgrid.engines.base import GenerationSettings
+from offgrid.engines.loader import EngineOptions
 from offgrid.errors import UsageError
-from offgrid.history import History
-from offgrid.models import store
-from offgrid.output import Output, stdin_is_tty
-from offgrid.repl import ChatSession, format_stats, prompt_toolkit_reader, stdin_line_reader
+from offgrid.grounded import prompts
+from offgrid.inputs import images
+from offgrid.ui import options, phone
+from offgrid.ui.loading import TerminalHooks
+from offgrid.ui.output import Output, stdin_is_tty
+from offgrid.ui.stats import generation_line
 
 DEFAULTS = {"temperature": 0.2, "max_tokens": 512, "max_side": images.DEFAULT_MAX_SIDE}
 
@@ -27,7 +31,7 @@ def see(
         metavar="IMAGE... [QUESTION]")] = None,
     prompt: Annotated[Optional[str], typer.Option(
         "--prompt", "-p", help="The question (then every argument is an image).")] = None,
-    model: common.ModelOpt = None,
+    model: options.ModelOpt = None,
     mmproj: Annotated[Optional[str], typer.Option(
         "--mmproj", help="The vision projector for --model PATH (default: the mmproj*.gguf "
                          "next to it).")] = None,
@@ -47,18 +51,18 @@ def see(
         "--max-side", min=64, help="Downscale images so the longest side is at most this "
                                    "(default 1024).")] = None,
     system: Annotated[Optional[str], typer.Option("--system", "-s", help="System prompt.")] = None,
-    temperature: common.TemperatureOpt = None,
-    max_tokens: common.MaxTokensOpt = None,
-    ctx: common.CtxOpt = None,
-    threads: common.ThreadsOpt = None,
-    seed: common.SeedOpt = None,
-    no_save: common.NoSaveOpt = False,
-    copy: common.CopyOpt = False,
-    json_: common.JsonOpt = False,
-    stats: common.StatsOpt = False,
-    plain: common.PlainOpt = False,
-    yes: common.YesOpt = False,
-    force: common.ForceOpt = False,
+    temperature: options.TemperatureOpt = None,
+    max_tokens: options.MaxTokensOpt = None,
+    ctx: options.CtxOpt = None,
+    threads: options.ThreadsOpt = None,
+    seed: options.SeedOpt = None,
+    no_save: options.NoSaveOpt = False,
+    copy: options.CopyOpt = False,
+    json_: options.JsonOpt = False,
+    stats: options.StatsOpt = False,
+    plain: options.PlainOpt = False,
+    yes: options.YesOpt = False,
+    force: options.ForceOpt = False,
 ) -> None:
     """Ask a local vision model about images: describe, answer, extract fields, or chat."""
     out = Output(plain=plain or json_)
@@ -72,32 +76,29 @@ def see(
     if fields and temperature is None:
         chosen["temperature"] = 0.0  # copy values, don't invent them
     pictures = _load_images(out, specs, camera, camera_id, page, password, chosen["max_side"])
-    resolved = common.resolve_model(out, model or chosen.get("model"), "vision", yes=yes)
-    resolved = store.pair_mmproj(resolved, mmproj if resolved.entry else chosen.get("mmproj"))
-    engine = common.load_vision_engine(out, resolved, ctx=chosen.get("ctx"),
-                                       n_threads=chosen.get("threads"), seed=chosen.get("seed"),
-                                       force=force, **{key: chosen.get(key) for key in
-                                                       ("flash_attn", "kv_cache", "batch")})
+    engine = loader.open_vision(model or chosen.get("model"),
+                                EngineOptions.from_choices(chosen, yes=yes, force=force,
+                                                           mmproj=mmproj), TerminalHooks(out))
     engine.attach(pictures)
     system, task = _prompt(fields, question, system)
-    history = None if no_save or conf.get("history.enabled") is False else History()
-    session = ChatSession(engine, Conversation(system=system), generation_settings(chosen, None),
-                          out, history=history, command="see",
-                          meta={"images": [p.source for p in pictures]})
+    saved = history.open_for(no_save, conf)
+    session = ChatSession(engine, Conversation(system=system),
+                          GenerationSettings.from_choices(chosen), out, history=saved,
+                          command="see", meta={"images": [p.source for p in pictures]})
     try:
         if chat:
             if question:
                 session.ask(question)
-            session.repl(prompt_toolkit_reader(persist=history is not None) if stdin_is_tty() else stdin_line_reader())
+            session.repl(prompt_toolkit_reader(persist=saved is not None) if stdin_is_tty() else stdin_line_reader())
             return
         reply = session.ask(task, render=not (json_ or fields))
     finally:
         session.engine.close()
-    _print_result(out, reply, fields, json_, resolved.name, pictures, session.conversation_id)
-    common.deliver(out, prompts.format_extraction(prompts.parse_extraction(reply.text, fields))
+    _print_result(out, reply, fields, json_, engine.model_name, pictures, session.conversation_id)
+    phone.deliver(out, prompts.format_extraction(prompts.parse_extraction(reply.text, fields))
                    if fields else reply.text, copy=copy)
     if stats:
-        out.info(format_stats(reply.stats))
+        out.info(generation_line(reply.stats))
 
 
 def _prompt(fields: list[str] | None, question: str | None, system: str | None) -> tuple[str | None, str]:

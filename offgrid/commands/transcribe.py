@@ -8,19 +8,22 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from offgrid import config, files, transcript
-from offgrid.commands import common
+from offgrid import config, history
+from offgrid.device import files
+from offgrid.engines import loader
 from offgrid.engines.base import Segment, TranscriptionSettings
+from offgrid.engines.loader import EngineOptions
 from offgrid.errors import UsageError
-from offgrid.history import History
-from offgrid.models import store
-from offgrid.models.store import ResolvedModel
-from offgrid.output import Output, ProgressHandle, stdin_is_tty
+from offgrid.outputs import transcript
+from offgrid.ui import options, phone
+from offgrid.ui.loading import TerminalHooks
+from offgrid.ui.output import Output, ProgressHandle, stdin_is_tty
+from offgrid.ui.stats import transcription_line
 
 if TYPE_CHECKING:
     import numpy as np
 
-    from offgrid.engines.base import SpeechEngine, TranscriptionStats
+    from offgrid.engines.base import SpeechEngine
 
 LONG_AUDIO_SECONDS = 30.0  # a progress bar only for audio longer than one whisper window
 SAMPLE_RATE = 16_000
@@ -34,7 +37,7 @@ def transcribe(
     mic: Annotated[bool, typer.Option(
         "--mic", help="Record from the microphone: `--mic 10` for 10 seconds, `--mic` alone "
                       "until Ctrl-C (which still transcribes what was recorded).")] = False,
-    model: common.ModelOpt = None,
+    model: options.ModelOpt = None,
     language: Annotated[Optional[str], typer.Option(
         "--language", "-l", help="Spoken language: auto, en, fr, de, … (default: auto).")] = None,
     translate: Annotated[bool, typer.Option(
@@ -48,14 +51,14 @@ def transcribe(
                                "else txt).", show_default=False)] = None,
     output: Annotated[Optional[Path], typer.Option(
         "--output", "-o", help="Write the transcript to this file.", show_default=False)] = None,
-    threads: common.ThreadsOpt = None,
-    no_save: common.NoSaveOpt = False,
-    copy: common.CopyOpt = False,
-    notify: common.NotifyOpt = None,
-    stats: common.StatsOpt = False,
-    plain: common.PlainOpt = False,
-    yes: common.YesOpt = False,
-    force: common.ForceOutputOpt = False,
+    threads: options.ThreadsOpt = None,
+    no_save: options.NoSaveOpt = False,
+    copy: options.CopyOpt = False,
+    notify: options.NotifyOpt = None,
+    stats: options.StatsOpt = False,
+    plain: options.PlainOpt = False,
+    yes: options.YesOpt = False,
+    force: options.ForceOutputOpt = False,
 ) -> None:
     """Transcribe speech to text on the device (whisper.cpp)."""
     out = Output(plain=plain)
@@ -66,13 +69,15 @@ def transcribe(
     fmt = transcript.choose_format(format_, output, default=conf.get("transcribe.format"))
     chosen = config.settings("transcribe", dict(model=model, language=language, threads=threads),
                              config=conf)
-    resolved = common.resolve_model(out, chosen.get("model"), "speech", yes=yes)
+    engine_options = EngineOptions.from_choices(chosen, yes=yes, force=force)
+    hooks = TerminalHooks(out)
+    model_files = loader.resolve(chosen.get("model"), "speech", engine_options, hooks)
     settings = TranscriptionSettings(language=_language(chosen.get("language")),
                                      translate=translate, prompt=prompt,
                                      word_timestamps=word_timestamps)
     samples, source_name = _read_audio(out, source, mic)
-    with common.long_job(out, notify=notify, title="offgrid transcribe") as job:
-        engine = _load_engine(out, resolved, chosen.get("threads"), force)
+    with phone.long_job(out, notify=notify, title="offgrid transcribe") as job:
+        engine: SpeechEngine = loader.load("speech", model_files, engine_options, hooks)
         try:
             segments = _transcribe(out, engine, samples, settings,
                                    live=out.rich if output else fmt == "txt",
@@ -82,16 +87,16 @@ def transcribe(
         job.done = "transcript ready"
     if engine.stats.finish_reason == "cancelled":
         raise KeyboardInterrupt
-    fields = dict(model=resolved.name, source=source_name, language=engine.stats.language,
+    fields = dict(model=engine.model_name, source=source_name, language=engine.stats.language,
                   duration=round(engine.stats.audio_seconds, 3),
                   real_time_factor=round(engine.stats.real_time_factor, 4))
     _emit(out, segments, fmt, output, fields)
-    common.deliver(out, transcript.render(segments, fmt, **fields), copy=copy)
-    if not no_save and conf.get("history.enabled") is not False:
-        History().record_run("transcribe", resolved.name, source_name, transcript.to_txt(segments),
+    phone.deliver(out, transcript.render(segments, fmt, **fields), copy=copy)
+    if history.enabled(no_save, conf):
+        history.History().record_run("transcribe", engine.model_name, source_name, transcript.to_txt(segments),
                              meta={**fields, "format": fmt, "segments": len(segments)})
     if stats:
-        out.info(format_stats(engine.stats))
+        out.info(transcription_line(engine.stats))
 
 
 def _language(language: str | None) -> str | None:
@@ -102,7 +107,7 @@ def _language(language: str | None) -> str | None:
 
 def _read_audio(out: Output, source: str | None, mic: bool) -> tuple[np.ndarray, str]:
     """(16 kHz samples, a name for the source): the microphone, stdin or a file."""
-    from offgrid import audio  # numpy: only when there is audio to read
+    from offgrid.inputs import audio  # numpy: only when there is audio to read
 
     if mic:
         seconds = _mic_seconds(source)
@@ -139,20 +144,6 @@ def _mic_seconds(source: str | None) -> float | None:
     return seconds
 
 
-def _load_engine(out: Output, resolved: ResolvedModel, n_threads: int | None,
-                 force: bool) -> SpeechEngine:
-    from offgrid.engines.whisper import WhisperEngine
-    from offgrid.models.validate_whisper import check_whisper_file
-
-    info = check_whisper_file(resolved.path)
-    size_mb = resolved.size >> 20
-    ram_mb = resolved.entry.ram_mb if resolved.entry and resolved.entry.ram_mb else size_mb + 150
-    store.check_memory(resolved.size, max(0, ram_mb - size_mb), force=force)
-    with out.status(f"loading {resolved.name}"):
-        return WhisperEngine(resolved.path, n_threads=common.threads(n_threads),
-                             model_name=resolved.name, info=info)
-
-
 def _transcribe(out: Output, engine: SpeechEngine, samples: np.ndarray,
                 settings: TranscriptionSettings, *, live: bool, timestamps: bool) -> list[Segment]:
     """Run the engine; stream segments to stdout when the result is plain text there, and
@@ -182,14 +173,6 @@ def _emit(out: Output, segments: list[Segment], fmt: str, output: Path | None,
         out.write(transcript.render(segments, fmt, **fields))
     if not segments:
         out.info("no speech found")
-
-
-def format_stats(stats: TranscriptionStats) -> str:
-    """One line for --stats."""
-    speed = f" ({1 / stats.real_time_factor:.1f}× real time)" if stats.real_time_factor else ""
-    return (f"audio {stats.audio_seconds:.1f} s · transcribed in {stats.transcribe_seconds:.2f} s"
-            f" · real-time factor {stats.real_time_factor:.3f}{speed}"
-            f" · model load {stats.load_seconds:.2f} s · language {stats.language or '?'}")
 
 
 def register(app: typer.Typer) -> None:

@@ -7,11 +7,9 @@ to these protocols only, so tests can swap in fakes through the same interface.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING, Any, Protocol
-
-if TYPE_CHECKING:
-    from offgrid.imagine import ImageParams
+from dataclasses import asdict, dataclass, field, fields, replace
+from pathlib import Path
+from typing import Any, Protocol
 
 Message = dict[str, Any]  # {"role": "system"|"user"|"assistant", "content": str | list}
 
@@ -28,6 +26,22 @@ class GenerationSettings:
     max_tokens: int | None = None
     seed: int | None = None
     stop: list[str] = field(default_factory=list)
+    think: bool | None = None  # a thinking model (Qwen3) thinks first; None: its default
+
+    @classmethod
+    def from_choices(cls, chosen: dict[str, Any], stop: list[str] | None = None) -> GenerationSettings:
+        """Settings from config.settings()' merged flags and config, built-in defaults for the rest."""
+        settings = cls(stop=list(stop or []))
+        for key in ("temperature", "top_p", "top_k", "min_p", "repeat_penalty", "max_tokens",
+                    "seed", "think"):
+            if chosen.get(key) is not None:
+                setattr(settings, key, chosen[key])
+        return settings
+
+
+def template_arguments(think: bool | None) -> dict[str, Any]:
+    """Chat-template variables for *think* (Qwen3-style templates read `enable_thinking`)."""
+    return {} if think is None else {"enable_thinking": think}
 
 
 @dataclass
@@ -76,10 +90,13 @@ class TextEngine(Protocol):
 
     def count_tokens(self, text: str) -> int: ...
 
-    def count_chat_tokens(self, messages: list[Message]) -> int: ...
+    def count_chat_tokens(self, messages: list[Message], think: bool | None = None) -> int:
+        """Tokens of the prompt for *messages*, rendered as chat() renders it."""
+        ...
 
     def chat(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
-        """Stream the assistant's reply; closing the iterator stops generation."""
+        """Stream the assistant's reply in pieces of text; closing the iterator stops
+        generation. Raises ContextOverflowError when the prompt cannot fit."""
         ...
 
     def close(self) -> None: ...
@@ -89,11 +106,8 @@ class VisionEngine(TextEngine, Protocol):
     """A TextEngine that also sees images: attached ones go with the first user message."""
 
     def attach(self, images: list[Any]) -> None:
-        """Images (offgrid.images.PreparedImage) for the conversation; encoded once."""
+        """Images (offgrid.inputs.images.PreparedImage) for the conversation; encoded once."""
         ...
-
-
-ProgressCallback = Callable[[int, int], None]
 
 
 # --- speech recognition ---------------------------------------------------------------------
@@ -163,6 +177,39 @@ class SpeechEngine(Protocol):
 
 
 @dataclass
+class ImageParams:
+    """Everything that decides the pixels of one picture."""
+
+    prompt: str
+    negative: str = ""
+    steps: int = 20
+    cfg_scale: float = 7.0
+    sampler: str = "euler_a"
+    width: int = 512
+    height: int = 512
+    seed: int = 0
+    init: str | None = None  # image-to-image: the starting picture
+    strength: float = 0.75  # only used with init
+    model: str | None = None  # catalog alias, when the files came from the catalog
+    files: dict[str, str] = field(default_factory=dict)  # role -> file (model, llm, taesd, …)
+
+    def to_metadata(self) -> dict[str, Any]:
+        data = asdict(self)
+        if self.init is None:
+            data.pop("strength")
+        return data
+
+    @classmethod
+    def from_metadata(cls, data: dict[str, Any]) -> ImageParams:
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+    def with_seed(self, seed: int) -> ImageParams:
+        return replace(self, seed=seed)
+
+
+
+@dataclass
 class ImageProgress:
     """One sampling step of one picture."""
 
@@ -213,6 +260,8 @@ class ImageEngine(Protocol):
     model_name: str
     size_multiple: int  # width and height must be multiples of this
     default_sampler: str
+    files: dict[str, Path]  # role (model, diffusion_model, llm, vae, …) -> file
+    entry: Any  # the catalog entry (models.catalog.CatalogEntry) the files came from, or None
 
     def generate(self, params: ImageParams, count: int = 1, *,
                  on_progress: Callable[[ImageProgress], None] | None = None,

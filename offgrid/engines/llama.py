@@ -18,8 +18,10 @@ from pathlib import Path
 from typing import Any
 
 from offgrid.engines import native
-from offgrid.engines.base import GenerationSettings, GenerationStats, Message
-from offgrid.errors import EngineError, ModelFileError, OffgridError, UsageError
+from offgrid.engines.base import GenerationSettings, GenerationStats, Message, template_arguments
+from offgrid.engines.loader import Checked, EngineOptions
+from offgrid.models.store import ResolvedModel
+from offgrid.errors import ContextOverflowError, EngineError, ModelFileError, UsageError
 from offgrid.models.validate import GGUFInfo, check_text_model
 
 # general.architecture -> llama-cpp-python chat format, for GGUFs without a template.
@@ -39,16 +41,6 @@ DEFAULT_BATCH = 128
 KV_CACHE_TYPES = {"f16": "GGML_TYPE_F16", "q8_0": "GGML_TYPE_Q8_0", "q4_0": "GGML_TYPE_Q4_0"}
 
 _log_callback: Any = None
-
-
-class ContextOverflowError(OffgridError):
-    """A prompt that cannot fit in the context window at all."""
-
-    def __init__(self, prompt_tokens: int, n_ctx: int):
-        super().__init__(
-            f"the prompt has {prompt_tokens} tokens but the context window holds {n_ctx}",
-            hint="shorten it, or raise --ctx if the model and memory allow")
-        self.prompt_tokens, self.n_ctx = prompt_tokens, n_ctx
 
 
 def _route_native_logs(llama_cpp: Any) -> None:
@@ -154,6 +146,60 @@ def model_params_override(llama_cpp: Any, **fields: Any) -> Iterator[None]:
         module.llama_model_default_params = original
 
 
+DEFAULT_CTX = 4096
+KV_BYTES = {"f16": 2, "q8_0": 1, "q4_0": 1}  # per value, rounded up (q4_0: 0.56)
+LOAD_HEADROOM_MB = 100  # llama.cpp's compute buffers beyond weights and KV cache
+
+
+def fit_context(info: GGUFInfo, n_ctx: int) -> int:
+    """*n_ctx*, no larger than the context the model was trained for (llama.cpp's own cap)."""
+    trained = info.arch_value("context_length")
+    return min(n_ctx, trained) if isinstance(trained, int) and trained > 0 else n_ctx
+
+
+def context_size(model: ResolvedModel, ctx: int | None) -> int:
+    """--ctx, else the catalog's value for the model, else DEFAULT_CTX."""
+    return ctx or (model.entry.ctx if model.entry and model.entry.ctx else DEFAULT_CTX)
+
+
+def kv_cache_mb(info: GGUFInfo, n_ctx: int, kv_cache: str = "f16") -> int:
+    """Estimated KV-cache size for *n_ctx* tokens, from the GGUF hyper-parameters."""
+    n_ctx = fit_context(info, n_ctx)  # the engine never allocates more than the model knows
+    layers = info.arch_value("block_count", 0) or 0
+    embd = info.arch_value("embedding_length", 0) or 0
+    heads = info.arch_value("attention.head_count", 1) or 1
+    kv_heads = info.arch_value("attention.head_count_kv", heads) or heads
+    if isinstance(heads, list) or isinstance(kv_heads, list):
+        return 0
+    kv_width = embd * kv_heads // max(heads, 1)
+    f16_mb = 2 * layers * n_ctx * kv_width * 2 // (1 << 20)
+    return f16_mb * KV_BYTES[kv_cache] // 2
+
+
+def engine_arguments(model: ResolvedModel, options: EngineOptions, info: GGUFInfo) -> dict[str, Any]:
+    """LlamaEngine keyword arguments for *model* under *options* (speed options checked)."""
+    from offgrid import device
+
+    return dict(n_ctx=context_size(model, options.ctx),
+                n_threads=options.threads or device.default_threads(), seed=options.seed,
+                chat_format=model.options.get("chat_format"), info=info, model_name=model.name,
+                **speed_settings(options.flash_attn, options.kv_cache, options.batch))
+
+
+class TextAdapter:
+    """The loader's adapter for GGUF language models."""
+
+    def check(self, model: ResolvedModel, options: EngineOptions) -> Checked:
+        speed = speed_settings(options.flash_attn, options.kv_cache, options.batch)
+        info = check_text_model(model.path)
+        kv_mb = kv_cache_mb(info, context_size(model, options.ctx), speed["kv_cache"])
+        return Checked(model, kv_mb + LOAD_HEADROOM_MB, model.name, {"info": info})
+
+    def load(self, checked: Checked, options: EngineOptions) -> LlamaEngine:
+        model = checked.model
+        return LlamaEngine(model.path, **engine_arguments(model, options, checked.details["info"]))
+
+
 class LlamaEngine:
     """A loaded GGUF language model behind the TextEngine interface."""
 
@@ -164,9 +210,7 @@ class LlamaEngine:
                  kv_cache: str = DEFAULT_KV_CACHE, n_ubatch: int | None = None):
         self.info = info or check_text_model(model_path)
         self.model_name = model_name or model_path.name
-        trained = self.info.arch_value("context_length")
-        if isinstance(trained, int) and trained > 0:
-            n_ctx = min(n_ctx, trained)
+        n_ctx = fit_context(self.info, n_ctx)
         llama_cpp = import_llama()
         n_batch = min(n_batch, n_ctx)
         self.kv_cache = kv_cache if _head_size_fits(self.info, kv_cache) else "f16"
@@ -254,8 +298,8 @@ class LlamaEngine:
             return self._cache_tokens + self.tokenize(suffix)
         return self.tokenize(text, add_bos=not has_bos)
 
-    def count_chat_tokens(self, messages: list[Message], **template_kwargs: Any) -> int:
-        return len(self.prompt_tokens(messages, **template_kwargs))
+    def count_chat_tokens(self, messages: list[Message], think: bool | None = None) -> int:
+        return len(self.prompt_tokens(messages, **template_arguments(think)))
 
     # --- generation ------------------------------------------------------------------------
     def _wrap_eval(self) -> None:
@@ -268,16 +312,12 @@ class LlamaEngine:
 
         self.llm.eval = counted_eval
 
-    def chat(self, messages: list[Message], settings: GenerationSettings,
-             **template_kwargs: Any) -> Iterator[str]:
+    def chat(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         """Stream the reply to *messages*; stats are in self.stats when it ends."""
+        template_kwargs = template_arguments(settings.think)
         text, _, stop = self.render(messages, **template_kwargs)
         tokens = self.prompt_tokens(messages, **template_kwargs)
         return self._generate(tokens, text, stop, settings)
-
-    def complete(self, prompt: str, settings: GenerationSettings) -> Iterator[str]:
-        """Stream a raw completion of *prompt* (no chat template)."""
-        return self._generate(self.tokenize(prompt, add_bos=True), prompt, [], settings)
 
     def _generate(self, tokens: list[int], text: str, stop: list[str],
                   settings: GenerationSettings) -> Iterator[str]:

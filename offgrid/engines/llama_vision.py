@@ -23,9 +23,11 @@ from pathlib import Path
 from typing import Any
 
 from offgrid.engines import native
-from offgrid.engines.base import GenerationSettings, Message, VisionStats
-from offgrid.engines.llama import ContextOverflowError, LlamaEngine, native_log_callback
-from offgrid.errors import EngineError, InputError, ModelFileError
+from offgrid.engines.base import GenerationSettings, Message, VisionStats, template_arguments
+from offgrid.engines.llama import LlamaEngine, engine_arguments, kv_cache_mb, native_log_callback, context_size
+from offgrid.engines.loader import Checked, EngineOptions
+from offgrid.models.store import ResolvedModel
+from offgrid.errors import ContextOverflowError, EngineError, InputError, ModelFileError
 from offgrid.models.validate import GGUFInfo
 
 _MEDIA_CHUNKS = (1, 2)  # MTMD_INPUT_CHUNK_TYPE_IMAGE, MTMD_INPUT_CHUNK_TYPE_AUDIO
@@ -38,6 +40,27 @@ class ImageSlot:
     key: str
     n_tokens: int
     n_pos: int
+
+
+VISION_HEADROOM_MB = 300  # the projector's compute buffers and encoded images
+
+
+class VisionAdapter:
+    """The loader's adapter for a GGUF language model and its vision projector (mmproj)."""
+
+    def check(self, model: ResolvedModel, options: EngineOptions) -> Checked:
+        from offgrid.models import store
+        from offgrid.models.validate_vision import check_vision_files
+
+        model = store.pair_mmproj(model, options.mmproj if model.entry else options.mmproj_for_paths)
+        info, _ = check_vision_files(model.path, model.files["mmproj"])
+        extra = kv_cache_mb(info, context_size(model, options.ctx)) + VISION_HEADROOM_MB
+        return Checked(model, extra, f"{model.name} and its vision projector", {"info": info})
+
+    def load(self, checked: Checked, options: EngineOptions) -> LlamaVisionEngine:
+        model = checked.model
+        return LlamaVisionEngine(model.path, model.files["mmproj"],
+                                 **engine_arguments(model, options, checked.details["info"]))
 
 
 class LlamaVisionEngine(LlamaEngine):
@@ -64,17 +87,17 @@ class LlamaVisionEngine(LlamaEngine):
         """Images (with .data bytes and .source) that open the conversation."""
         self.images = list(images)
 
-    def count_chat_tokens(self, messages: list[Message], **template_kwargs: Any) -> int:
+    def count_chat_tokens(self, messages: list[Message], think: bool | None = None) -> int:
         """Context cells the prompt takes: its text tokens plus every image's tokens."""
-        text, has_bos, _ = self.render(self._with_markers(messages), **template_kwargs)
+        text, has_bos, _ = self.render(self._with_markers(messages), **template_arguments(think))
         text_only = text.replace(_marker(), "")
         images = sum(self._tokens_of_image(image) for image in self._images_in(messages))
         return len(self.tokenize(text_only, add_bos=not has_bos)) + images
 
-    def chat(self, messages: list[Message], settings: GenerationSettings,
-             **template_kwargs: Any) -> Iterator[str]:
+    def chat(self, messages: list[Message], settings: GenerationSettings) -> Iterator[str]:
         """Stream the reply to *messages*, the attached images going with the first user turn."""
-        text, has_bos, stop = self.render(self._with_markers(messages), **template_kwargs)
+        text, has_bos, stop = self.render(self._with_markers(messages),
+                                          **template_arguments(settings.think))
         return self._answer(text, has_bos, stop, self._images_in(messages), settings)
 
     def close(self) -> None:

@@ -20,10 +20,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from offgrid.engines.base import GeneratedImage, ImageProgress, ImageStats
+from offgrid.engines.base import GeneratedImage, ImageParams, ImageProgress, ImageStats
+from offgrid.engines.loader import Checked, EngineOptions
 from offgrid.engines.isolate import run_isolated
 from offgrid.errors import EngineError, ModelFileError, UsageError
-from offgrid.imagine import ImageParams
+from offgrid.models.catalog import CatalogEntry
+from offgrid.models.store import ResolvedModel
 
 # component role (named like stable-diffusion.cpp's CLI flags) -> StableDiffusion() argument
 ROLE_ARGUMENTS = {
@@ -147,12 +149,43 @@ def size_multiple(names_by_role: dict[str, list[str]]) -> int:
 # --- generation --------------------------------------------------------------------------------
 
 
+def working_memory_mb(params: ImageParams, entry: CatalogEntry | None = None) -> int:
+    """Memory beyond the weights: the catalog's figure, else a rough one that grows with size."""
+    if entry is not None and entry.ram_mb:
+        return max(0, entry.ram_mb - entry.size // (1 << 20))
+    return 200 + params.width * params.height * 300 // (512 * 512)
+
+
+class ImageAdapter:
+    """The loader's adapter for stable-diffusion.cpp models: one checkpoint or components
+    (role -> file). Working memory depends on the picture's size, so generate() checks it."""
+
+    def check(self, model: ResolvedModel, options: EngineOptions) -> Checked:
+        components = check_components(model.files)
+        label = model.entry.alias if model.entry else ", ".join(p.name for p in components.files.values())
+        return Checked(model, 0, label, {"components": components})
+
+    def load(self, checked: Checked, options: EngineOptions) -> StableDiffusionEngine:
+        from offgrid import device
+        from offgrid.engines import native
+
+        entry = checked.model.entry
+        return StableDiffusionEngine(checked.model.files, model_name=entry.alias if entry else None,
+                                     threads=options.threads or device.default_threads(),
+                                     on_log=native.record_log, entry=entry, force=options.force,
+                                     components=checked.details["components"])
+
+
 class StableDiffusionEngine:
     """An image model (one checkpoint or a set of components) ready to run in a child process."""
 
     def __init__(self, files: dict[str, Path], *, model_name: str | None = None,
-                 threads: int | None = None, on_log: Callable[[str], None] | None = None):
-        self.components = check_components(files)
+                 threads: int | None = None, on_log: Callable[[str], None] | None = None,
+                 entry: CatalogEntry | None = None, force: bool = False,
+                 components: ComponentInfo | None = None):
+        self.components = components or check_components(files)
+        self.files = self.components.files
+        self.entry, self.force = entry, force
         self.model_name = model_name or ", ".join(p.name for p in self.components.files.values())
         self.size_multiple = self.components.size_multiple
         # stable-diffusion.cpp's own choice: euler_a for UNet models, euler for transformers
@@ -175,6 +208,10 @@ class StableDiffusionEngine:
         """
         from PIL import Image
 
+        from offgrid.models import store
+
+        store.check_memory(self.components.size_bytes, working_memory_mb(params, self.entry),
+                           force=self.force)
         started = time.monotonic()
         stats = ImageStats()
         seeds = [params.seed + i for i in range(count)]

@@ -29,6 +29,8 @@ from offgrid.engines import native
 from offgrid.engines.base import (PercentCallback, Segment, SegmentCallback,
                                   TranscriptionSettings, TranscriptionStats)
 from offgrid.errors import EngineError, UsageError
+from offgrid.engines.loader import Checked, EngineOptions
+from offgrid.models.store import ResolvedModel
 from offgrid.models.validate_whisper import check_whisper_file
 
 SAMPLE_RATE = 16_000
@@ -75,6 +77,26 @@ def normalize_language(language: str | None) -> str | None:
         return binding.whisper_lang_str(index)
     raise UsageError(f"unknown language {language!r}",
                      hint="use a code like en, fr, de, es, ja, or auto")
+
+
+SPEECH_HEADROOM_MB = 150  # whisper.cpp's buffers beyond the weights (no catalog figure)
+
+
+class SpeechAdapter:
+    """The loader's adapter for whisper.cpp models."""
+
+    def check(self, model: ResolvedModel, options: EngineOptions) -> Checked:
+        info = check_whisper_file(model.path)
+        size_mb = model.size >> 20
+        ram_mb = model.entry.ram_mb if model.entry and model.entry.ram_mb else size_mb + SPEECH_HEADROOM_MB
+        return Checked(model, max(0, ram_mb - size_mb), model.name, {"info": info})
+
+    def load(self, checked: Checked, options: EngineOptions) -> WhisperEngine:
+        from offgrid import device
+
+        return WhisperEngine(checked.model.path, model_name=checked.model.name,
+                             n_threads=options.threads or device.default_threads(),
+                             info=checked.details["info"])
 
 
 class WhisperEngine:

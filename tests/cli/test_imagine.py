@@ -21,7 +21,7 @@ from PIL import Image
 
 from offgrid import cli
 from offgrid.history import History
-from offgrid.imagine import PNG_METADATA_KEY, PNG_PARAMETERS_KEY
+from offgrid.outputs.pictures import PNG_METADATA_KEY, PNG_PARAMETERS_KEY
 from tests.conftest import ROOT
 from tests.tinymodels.sd import write_mismatched_llm
 

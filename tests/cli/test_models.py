@@ -9,9 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from offgrid.commands import common
+from offgrid.engines import loader
+from offgrid.ui.loading import TerminalHooks
 from offgrid.models import store
-from offgrid.output import Output
+from offgrid.ui.output import Output
 
 REPO, FILE = "tester/tiny-GGUF", "tiny-q8.gguf"
 
@@ -111,7 +112,7 @@ def test_ctrl_c_during_a_pull_says_how_to_resume(monkeypatch) -> None:
     monkeypatch.setattr(store, "pull", interrupted)
     err = io.StringIO()
     with pytest.raises(KeyboardInterrupt):
-        common.download(Output(stderr=err), "whisper-tiny")
+        loader.pull("whisper-tiny", TerminalHooks(Output(stderr=err)))
     assert err.getvalue() == "download stopped; `offgrid models pull whisper-tiny` resumes it\n"
 
 

@@ -12,11 +12,12 @@ import io
 import json
 import re
 import secrets
-from dataclasses import asdict, dataclass, field, fields, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-from offgrid import files
+from offgrid.device import files
+from offgrid.engines.base import ImageEngine, ImageParams
 from offgrid.errors import InputError, UsageError
 
 # the samplers stable-diffusion.cpp 0.4.7 knows (its CLI's --sampling-method names)
@@ -29,38 +30,6 @@ PNG_PARAMETERS_KEY = "parameters"  # the human-readable summary other tools also
 MAX_SEED = 2**31 - 1
 MAX_SIDE = 4096
 _SIZE_PATTERN = re.compile(r"^\s*(\d+)\s*[xX×]\s*(\d+)\s*$")
-
-
-@dataclass
-class ImageParams:
-    """Everything that decides the pixels of one picture."""
-
-    prompt: str
-    negative: str = ""
-    steps: int = 20
-    cfg_scale: float = 7.0
-    sampler: str = "euler_a"
-    width: int = 512
-    height: int = 512
-    seed: int = 0
-    init: str | None = None  # image-to-image: the starting picture
-    strength: float = 0.75  # only used with init
-    model: str | None = None  # catalog alias, when the files came from the catalog
-    files: dict[str, str] = field(default_factory=dict)  # role -> file (model, llm, taesd, …)
-
-    def to_metadata(self) -> dict[str, Any]:
-        data = asdict(self)
-        if self.init is None:
-            data.pop("strength")
-        return data
-
-    @classmethod
-    def from_metadata(cls, data: dict[str, Any]) -> ImageParams:
-        known = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in known})
-
-    def with_seed(self, seed: int) -> ImageParams:
-        return replace(self, seed=seed)
 
 
 BUILT_IN_DEFAULTS: dict[str, Any] = {"steps": 20, "cfg_scale": 7.0, "width": 512, "height": 512,
@@ -102,6 +71,23 @@ def build_params(prompt: str | None, flags: dict[str, Any], *, previous: ImagePa
         init=str(merged["init"]) if merged.get("init") else None,
         strength=float(merged["strength"]),
     )
+
+
+def checked_params(prompt: str | None, flags: dict[str, Any], previous: ImageParams | None,
+                   configured: dict[str, Any], engine: ImageEngine) -> ImageParams:
+    """The parameters for *engine*, checked, with its files and the --init picture as
+    absolute paths (so the PNG can be made again from any folder)."""
+    entry = engine.entry
+    params = build_params(prompt, flags, previous=previous, configured=configured,
+                          catalog=entry.options if entry else None,
+                          default_sampler=engine.default_sampler)
+    if params.init:
+        check_init_image(params.init)
+    params = replace(params, model=entry.alias if entry else None,
+                     files={role: str(path.resolve()) for role, path in engine.files.items()},
+                     init=str(Path(params.init).resolve()) if params.init else None)
+    check_params(params, engine.size_multiple)
+    return params
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -192,13 +178,6 @@ def output_paths(output: Path | None, params: ImageParams, count: int, *, force:
     for path in paths:
         check_output_path(path, force)
     return paths
-
-
-def working_memory_mb(params: ImageParams, entry: Any = None) -> int:
-    """Memory beyond the weights: the catalog's figure, else a rough one that grows with size."""
-    if entry is not None and entry.ram_mb:
-        return max(0, entry.ram_mb - entry.size // (1 << 20))
-    return 200 + params.width * params.height * 300 // (512 * 512)
 
 
 def check_init_image(path: str) -> None:

@@ -185,7 +185,7 @@ def pdf_page_image(
 
 def take_photo(camera_id: int = 0, timeout: float = CAMERA_TIMEOUT_S) -> bytes:
     """Take a JPEG photo with Termux:API's `termux-camera-photo` and return its bytes."""
-    from offgrid import termux
+    from offgrid.device import termux
 
     with tempfile.TemporaryDirectory(prefix="offgrid-camera-") as tmp:
         return termux.take_photo(Path(tmp) / "photo.jpg", camera_id, timeout).read_bytes()

@@ -24,13 +24,15 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from offgrid import chunking, prompts
-from offgrid.chunking import Chunk
-from offgrid.documents import Document
+from offgrid.inputs import chunking
+from offgrid.grounded import prompts
+from offgrid.inputs.chunking import Chunk
+from offgrid.inputs.documents import Document
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message, TextEngine
 from offgrid.errors import UsageError
-from offgrid.prompts import NOT_MENTIONED, Role
-from offgrid.thinking import split_thinking
+from offgrid.grounded.prompts import NOT_MENTIONED, Role
+from offgrid.chat.thinking import split_thinking
+from offgrid.history import History
 
 DEFAULT_ANSWER_TOKENS = 512  # reserved for a final answer when --max-tokens is not given
 MAP_TOKENS = 384  # cap on one chunk's notes (summary map / intermediate reduce)
@@ -38,7 +40,6 @@ QUESTION_MAP_TOKENS = 160  # cap on one chunk's answer to a question
 FIELD_TOKENS = 48  # per extracted field, per chunk
 MARGIN = 16  # tokens kept free for template/tokenizer boundary effects
 MIN_CHUNK_TOKENS = 64
-TEMPLATE_KWARGS = {"enable_thinking": False}  # Qwen3-style templates: answer, don't think
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -435,14 +436,16 @@ class Job:
         return self.chunks[0].text if self.chunks else ""
 
     def _settings(self, max_tokens: int | None) -> GenerationSettings:
-        return replace(self.request.settings, max_tokens=max_tokens, stop=list(self.request.settings.stop))
+        # Qwen3-style templates: answer, don't think
+        return replace(self.request.settings, max_tokens=max_tokens, think=False,
+                       stop=list(self.request.settings.stop))
 
     def _stream(self, messages: list[Message], max_tokens: int | None) -> Iterator[str]:
         """The reply's answer text (thinking dropped, leading blanks trimmed), piece by piece."""
-        chunks = self.engine.chat(messages, self._settings(max_tokens), **TEMPLATE_KWARGS)
+        pieces = self.engine.chat(messages, self._settings(max_tokens))
         started = False
         try:
-            for kind, text in split_thinking(chunks):
+            for kind, text in split_thinking(pieces):
                 if kind != "text":
                     continue
                 if not started:
@@ -451,7 +454,7 @@ class Job:
                 if text:
                     yield text
         finally:
-            close = getattr(chunks, "close", None)
+            close = getattr(pieces, "close", None)
             if close is not None:
                 close()
             self.result.usage.add(self.engine.stats)
@@ -460,10 +463,29 @@ class Job:
         return "".join(self._stream(messages, max_tokens)).strip()
 
     def _prompt_tokens(self, messages: list[Message]) -> int:
-        return self.engine.count_chat_tokens(messages, **TEMPLATE_KWARGS)
+        return self.engine.count_chat_tokens(messages, think=False)
 
     def _finish(self) -> None:
         self.result.seconds = time.perf_counter() - self._started
+
+
+def make_request(roles: dict[str, Role], *, ask: list[str] | None = None,
+                 extract: str | None = None, points: int | None = None,
+                 length: str | None = None, lang: str | None = None,
+                 role: str | None = None) -> Request:
+    """The Request for summarize's options (--ask, --extract, --points, --length, --lang,
+    --role); a summary is made unless only questions or fields were asked for."""
+    questions = [q.strip() for q in ask or []]
+    if any(not q for q in questions):
+        raise UsageError("--ask needs a question")
+    fields = prompts.parse_fields(extract) if extract is not None else []
+    if length is not None and length not in prompts.LENGTHS:
+        raise UsageError(f"--length must be short, medium or long, not {length!r}")
+    wants_summary = not (questions or fields) or points is not None or length is not None
+    return Request(
+        role=prompts.get_role(role, roles),
+        summary=wants_summary, length=length or "short", points=points,
+        language=lang, questions=questions, fields=fields)
 
 
 def prepare(
@@ -555,3 +577,29 @@ def _merge_fields(
         if field_pages:
             pages[name] = sorted(field_pages)
     return values, pages
+
+
+def to_json(model: str, request: Request, results: list[Result], text: str) -> dict[str, Any]:
+    """The `--json` object of one run over one or more documents."""
+    usage = Usage()
+    for result in results:
+        for key in vars(usage):
+            setattr(usage, key, getattr(usage, key) + getattr(result.usage, key))
+    return {
+        "model": model,
+        "role": request.role.name,
+        "answer": text.strip(),
+        "documents": [result.to_dict() for result in results],
+        "timings": {"seconds": round(sum(r.seconds for r in results), 3), **usage.to_dict()},
+    }
+
+
+def record(history: History, model: str, docs: list[Document], request: Request,
+           results: list[Result], text: str) -> None:
+    """Save the run in *history*: what was asked of which documents, and the answer."""
+    names = ", ".join(d.name for d in docs)
+    asked = "; ".join(request.questions) or (", ".join(request.fields) if request.fields else "summary")
+    history.record_run("summarize", model, f"{names}: {asked}", text, meta={
+        "documents": [d.name for d in docs], "role": request.role.name,
+        "questions": request.questions, "fields": request.fields,
+        "pages_used": [r.pages_used for r in results], "timestamp": time.time()})

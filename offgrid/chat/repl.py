@@ -13,12 +13,14 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
-from offgrid import config, paths
-from offgrid.conversation import Conversation, PromptTooLarge
+from offgrid import config
+from offgrid.device import paths
+from offgrid.chat.conversation import Conversation, PromptTooLarge
 from offgrid.engines.base import GenerationSettings, GenerationStats, TextEngine
-from offgrid.errors import InputError, OffgridError, UsageError
+from offgrid.errors import ContextOverflowError, InputError, OffgridError, UsageError
 from offgrid.history import History
-from offgrid.output import Output
+from offgrid.ui.output import Output
+from offgrid.ui.stats import generation_line
 
 HELP = """\
 /help           this list
@@ -65,10 +67,8 @@ class ChatSession:
         """Send a user message, stream the reply (if *render*), save both."""
         self.conversation.add_user(text)
         try:
-            dropped = self.conversation.fit(self.engine)
+            dropped = self.conversation.fit(self.engine, self.settings.think)
         except PromptTooLarge as exc:
-            from offgrid.engines.llama import ContextOverflowError
-
             self.conversation.turns.pop()
             raise ContextOverflowError(exc.tokens, exc.n_ctx) from None
         if dropped:
@@ -200,7 +200,7 @@ class ChatSession:
         self.out.info(f"{key} = {getattr(self.settings, key)}")
 
     def _cmd_stats(self, arg: str) -> None:
-        self.out.info(format_stats(self.last.stats) if self.last else "no reply yet")
+        self.out.info(generation_line(self.last.stats) if self.last else "no reply yet")
 
     def _cmd_save(self, arg: str) -> None:
         if not arg:
@@ -255,17 +255,6 @@ def set_setting(settings: GenerationSettings, key: str, value: str) -> None:
         raise UsageError(f"{key} must not be negative")
     config.check_range(key, number)  # the bounds of the matching flag (--temperature 0-5, …)
     setattr(settings, key, number)
-
-
-def format_stats(stats: GenerationStats) -> str:
-    """One short line that fits a phone screen."""
-    images = getattr(stats, "images_encoded", 0)
-    seen = (f"{images} image{'s' * (images != 1)} encoded in {stats.image_seconds:.2f} s · "  # type: ignore[attr-defined]
-            if images else "")
-    return seen + (f"prompt {stats.prompt_tokens} tok ({stats.prompt_tokens_evaluated} new, "
-            f"{stats.prompt_tokens_per_second:.1f} tok/s) · "
-            f"reply {stats.completion_tokens} tok, {stats.tokens_per_second:.1f} tok/s · "
-            f"first token {stats.time_to_first_token:.2f} s")
 
 
 def conversation_markdown(conversation: Conversation) -> str:

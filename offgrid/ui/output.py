@@ -214,3 +214,9 @@ def _isatty(stream: TextIO) -> bool:
 
 def stdin_is_tty() -> bool:
     return _isatty(sys.stdin)
+
+
+def read_stdin_text() -> str:
+    """All of stdin as text (UTF-8, never failing on a stray byte)."""
+    data = sys.stdin.buffer.read()
+    return data.decode("utf-8", errors="replace")

@@ -26,12 +26,6 @@ ROLES_DIRNAME = "roles"
 
 Message = dict[str, str]
 
-DEFAULT_CHAT_SYSTEM = (
-    "You are a helpful assistant running offline on the user's own device. "
-    "Answer clearly and concisely. If you are not sure, say so instead of guessing."
-)
-
-
 # --- roles ---------------------------------------------------------------------------------
 
 
@@ -137,23 +131,6 @@ def get_role(name: str | None, roles: dict[str, Role]) -> Role:
         known = ", ".join(sorted(roles))
         raise UsageError(f"unknown role {name!r} (known: {known})", hint="offgrid summarize --list-roles")
     return roles[key]
-
-
-# --- chat ----------------------------------------------------------------------------------
-
-
-def chat_system(role: Role | None = None) -> str:
-    """System text for `offgrid chat`: the role's persona, or the default assistant."""
-    return role.system if role is not None else DEFAULT_CHAT_SYSTEM
-
-
-def chat(user: str, *, system: str | None = None, history: list[Message] | None = None) -> list[Message]:
-    """Messages for one chat turn: system, earlier turns, then the new user message."""
-    return [
-        {"role": "system", "content": system if system is not None else DEFAULT_CHAT_SYSTEM},
-        *(history or []),
-        {"role": "user", "content": user},
-    ]
 
 
 # --- shared pieces of the document prompts -------------------------------------------------
@@ -353,18 +330,6 @@ def extraction(text: str, fields: list[str], *, role: Role) -> list[Message]:
         f"written. If a field is not in the document, write \"field: {NOT_MENTIONED}\". "
         "Output nothing else.\n"
         f"{listing}"
-    )
-    return _messages(role, document_block(text), task)
-
-
-def extraction_json(text: str, fields: list[str], *, role: Role) -> list[Message]:
-    """Like `extraction`, but asks for one JSON object keyed by the field names."""
-    skeleton = json.dumps({field: "..." for field in fields}, ensure_ascii=False)
-    task = (
-        "Task: extract these fields from the document above. Reply with one JSON object and "
-        f"nothing else, with exactly these keys: {skeleton}\n"
-        "Each value is a string copied exactly from the document, followed by its page as "
-        f"(p. N). Use \"{NOT_MENTIONED}\" for a field the document does not contain."
     )
     return _messages(role, document_block(text), task)
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import Any
 
 from offgrid.engines.base import GenerationSettings, Message, TextEngine
-from offgrid.thinking import split_thinking
+from offgrid.chat.thinking import split_thinking
 
 REPLY_RESERVE = 256  # tokens kept free for the reply when deciding what fits
 
@@ -29,22 +28,18 @@ class Conversation:
 
     system: str | None = None
     turns: list[Message] = field(default_factory=list)
-    think: bool | None = None  # None: the model's default
     raw_reply: list[str] = field(default_factory=list)  # the last reply exactly as generated
 
     def messages(self) -> list[Message]:
         head = [{"role": "system", "content": self.system}] if self.system else []
         return head + self.turns
 
-    def template_kwargs(self) -> dict[str, Any]:
-        return {} if self.think is None else {"enable_thinking": self.think}
-
-    def fit(self, engine: TextEngine, reserve: int = REPLY_RESERVE) -> int:
+    def fit(self, engine: TextEngine, think: bool | None = None, reserve: int = REPLY_RESERVE) -> int:
         """Drop the oldest turns until the prompt fits; return how many were dropped."""
         budget = max(engine.n_ctx - reserve, engine.n_ctx // 2)
         dropped = 0
         while True:
-            tokens = engine.count_chat_tokens(self.messages(), **self.template_kwargs())
+            tokens = engine.count_chat_tokens(self.messages(), think)
             if tokens <= budget:
                 return dropped
             if len(self.turns) <= 1:
@@ -63,13 +58,13 @@ class Conversation:
         The caller appends the answer with add_reply() when the stream ends (or is cut).
         """
         self.raw_reply = []
-        chunks = engine.chat(self.messages(), settings, **self.template_kwargs())
-        return split_thinking(self._keep_raw(chunks))
+        pieces = engine.chat(self.messages(), settings)
+        return split_thinking(self._keep_raw(pieces))
 
-    def _keep_raw(self, chunks: Iterator[str]) -> Iterator[str]:
-        for chunk in chunks:
-            self.raw_reply.append(chunk)
-            yield chunk
+    def _keep_raw(self, pieces: Iterator[str]) -> Iterator[str]:
+        for piece in pieces:
+            self.raw_reply.append(piece)
+            yield piece
 
     def add_user(self, content: str) -> None:
         self.turns.append({"role": "user", "content": content})

@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from offgrid.documents import Page
+from offgrid.inputs.documents import Page
 
 PARAGRAPH_BREAK = "\n\n"
 _PARAGRAPHS = re.compile(r"\n[ \t]*\n")

@@ -13,7 +13,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offgrid import config, device, paths, termux
+from offgrid import config, device
+from offgrid.device import paths, termux
 from offgrid.engines import native
 from offgrid.errors import OffgridError
 from offgrid.models import catalog, store

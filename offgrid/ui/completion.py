@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from offgrid import paths
+from offgrid.device import paths
 
 SHELLS = ("bash", "zsh", "fish")
 PROG = "offgrid"

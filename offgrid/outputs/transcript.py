@@ -7,7 +7,7 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from offgrid import files
+from offgrid.device import files
 from offgrid.engines.base import Segment
 from offgrid.errors import UsageError
 

@@ -59,3 +59,14 @@ def write_atomic(path: Path, data: str | bytes, *, private: bool = False) -> Non
             handle.buffer.write(data)
         else:
             handle.write(data)
+
+
+@contextmanager
+def output_stream(output: Path | None) -> Iterator[TextIO | None]:
+    """None (meaning stdout) without *output*; else a file that replaces *output* only when
+    the block succeeds (atomic_file)."""
+    if output is None:
+        yield None
+        return
+    with atomic_file(output) as handle:
+        yield handle

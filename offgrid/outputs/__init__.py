@@ -1,0 +1,1 @@
+"""What offgrid writes: transcripts (txt, srt, vtt, json, tsv) and pictures (PNG + parameters)."""
