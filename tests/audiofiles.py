@@ -1,4 +1,4 @@
-"""Generated audio for tests: tones and WAV files in the formats offgrid.audio reads."""
+"""Generated audio for tests: tones and WAV files in the formats offgrid.inputs.audio reads."""
 
 from __future__ import annotations
 
