@@ -7,11 +7,11 @@ from collections.abc import Iterable, Iterator
 OPEN, CLOSE = "<think>", "</think>"
 
 
-def split_thinking(chunks: Iterable[str]) -> Iterator[tuple[str, str]]:
-    """Yield ("think", text) and ("text", text) pieces; tags may span chunk boundaries."""
+def split_thinking(pieces: Iterable[str]) -> Iterator[tuple[str, str]]:
+    """Yield ("think", text) and ("text", text) pieces; tags may span the pieces' boundaries."""
     buffer, thinking = "", False
-    for chunk in chunks:
-        buffer += chunk
+    for piece in pieces:
+        buffer += piece
         while buffer:
             tag = CLOSE if thinking else OPEN
             index = buffer.find(tag)

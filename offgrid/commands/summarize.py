@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Optional
 
 import typer
 
@@ -12,7 +12,7 @@ from offgrid import config, history
 from offgrid.device import paths
 from offgrid.device.files import check_output, output_stream
 from offgrid.engines import loader, native
-from offgrid.engines.base import GenerationSettings
+from offgrid.engines.base import GenerationSettings, TextEngine
 from offgrid.engines.loader import EngineOptions
 from offgrid.errors import UsageError
 from offgrid.lazy import lazy_import
@@ -134,7 +134,7 @@ def _load_documents(sources: list[str] | None, pages: str | None, password: str 
     return loaded
 
 
-def _run(out: Output, engine: Any, docs: list[documents.Document], request: summarizer.Request,
+def _run(out: Output, engine: TextEngine, docs: list[documents.Document], request: summarizer.Request,
          *, show: bool) -> tuple[list[summarizer.Result], str]:
     """Every document through the core; stream the answers (unless JSON); return all text."""
     results, printed = [], []

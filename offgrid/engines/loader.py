@@ -1,6 +1,6 @@
 """One way from a `--model` value to a running engine.
 
-    open_engine(task, spec, options, hooks)
+    open_text / open_vision / open_image(spec, options, hooks), or resolve() then load()
       resolve the spec to local files (models.store; never online)
       -> pull them if missing and allowed (--yes, config general.yes, or the user said yes)
       -> the task's adapter checks the files, before any engine sees them
@@ -30,7 +30,7 @@ from offgrid.models import store
 from offgrid.models.store import DownloadProgress, ResolvedModel
 
 if TYPE_CHECKING:
-    from offgrid.engines.base import ImageParams
+    from offgrid.engines.base import ImageEngine, ImageParams, TextEngine, VisionEngine
 
 TASKS = ("text", "vision", "speech", "image")
 
@@ -171,19 +171,16 @@ def load(task: str, model: ResolvedModel, options: EngineOptions,
                                hint="pick a smaller model or lower --ctx") from None
 
 
-def open_text(spec: str | None, options: EngineOptions, hooks: LoadHooks | None = None) -> Any:
+def open_text(spec: str | None, options: EngineOptions,
+              hooks: LoadHooks | None = None) -> TextEngine:
     """A TextEngine."""
     return open_engine("text", spec, options, hooks)
 
 
-def open_vision(spec: str | None, options: EngineOptions, hooks: LoadHooks | None = None) -> Any:
+def open_vision(spec: str | None, options: EngineOptions,
+                hooks: LoadHooks | None = None) -> VisionEngine:
     """A VisionEngine: the model and its projector, checked as a pair."""
     return open_engine("vision", spec, options, hooks)
-
-
-def open_speech(spec: str | None, options: EngineOptions, hooks: LoadHooks | None = None) -> Any:
-    """A SpeechEngine."""
-    return open_engine("speech", spec, options, hooks)
 
 
 # component role -> its flag, named like stable-diffusion.cpp's own CLI
@@ -195,7 +192,7 @@ COMPONENT_FLAGS = {
 
 def open_image(spec: str | None, options: EngineOptions, hooks: LoadHooks | None = None, *,
                configured: str | None = None, components: dict[str, str] | None = None,
-               previous: ImageParams | None = None) -> Any:
+               previous: ImageParams | None = None) -> ImageEngine:
     """An ImageEngine. Its files (role -> file): --model and the component flags
     (*components*: role -> a file or a catalog alias) > the earlier PNG's model (*previous*,
     with --from-png) > config imagine.model (*configured*) > the catalog default."""

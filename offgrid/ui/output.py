@@ -85,28 +85,28 @@ class Output:
     def json(self, obj: Any) -> None:
         self.line(json.dumps(obj, ensure_ascii=False, indent=2))
 
-    def stream(self, chunks: Iterable[str], *, markdown: bool = True) -> str:
+    def stream(self, pieces: Iterable[str], *, markdown: bool = True) -> str:
         """Show text as it is generated; return all of it.
 
-        In a pipe every chunk is written and flushed. On a terminal the tail of the text is
+        In a pipe every piece is written and flushed. On a terminal the tail of the text is
         rendered live as Markdown, then the whole answer is printed once more in full.
         """
         if self.console is None or not markdown:
-            return self._stream_plain(chunks)
-        return self._stream_live(chunks)
+            return self._stream_plain(pieces)
+        return self._stream_live(pieces)
 
-    def _stream_plain(self, chunks: Iterable[str]) -> str:
+    def _stream_plain(self, pieces: Iterable[str]) -> str:
         parts: list[str] = []
         try:
-            for chunk in chunks:
-                parts.append(chunk)
-                self.write(chunk)
+            for piece in pieces:
+                parts.append(piece)
+                self.write(piece)
         finally:  # also when Ctrl-C cuts the reply: end the line
             if parts and not parts[-1].endswith("\n"):
                 self.write("\n")
         return "".join(parts)
 
-    def _stream_live(self, chunks: Iterable[str]) -> str:
+    def _stream_live(self, pieces: Iterable[str]) -> str:
         from rich.live import Live
         from rich.markdown import Markdown
         from rich.text import Text
@@ -118,7 +118,7 @@ class Output:
         shown = {"done": False}
 
         def view() -> Any:
-            # Called by Live at each refresh (10/s), not per chunk: parsing the Markdown
+            # Called by Live at each refresh (10/s), not per piece: parsing the Markdown
             # once per token made generation on a terminal several times slower.
             if shown["done"]:
                 return ""
@@ -129,8 +129,8 @@ class Output:
         with Live(console=self.console, transient=True, refresh_per_second=10,
                   vertical_overflow="crop", get_renderable=view):
             try:
-                for chunk in chunks:
-                    parts.append(chunk)
+                for piece in pieces:
+                    parts.append(piece)
             except KeyboardInterrupt:
                 interrupted = True
             finally:
