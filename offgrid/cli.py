@@ -127,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
     except CLICK_ERRORS as exc:
         ctx = getattr(exc, "ctx", None)
         command = ctx.command_path if ctx is not None else "offgrid"
-        if exc.format_message():  # empty when no arguments were given and help was shown
+        if type(exc).__name__ == "NoArgsIsHelpError":  # `offgrid`, `offgrid config`: the help
+            sys.stdout.write(ctx.get_help() + "\n")
+        elif exc.format_message():
             _report(exc.format_message(), f"see `{command} --help`")
         code = ExitCode.USAGE if isinstance(exc, USAGE_ERRORS) else exc.exit_code
     except ABORTS:

@@ -49,7 +49,9 @@ SCHEMA: dict[str, type] = {
 RANGES: dict[str, tuple[float, float | None]] = {
     "temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "top_k": (0, None),
     "repeat_penalty": (0.0, None), "max_tokens": (1, None), "ctx": (256, None),
-    "threads": (1, None), "batch": (1, None), "max_side": (64, None)}
+    "threads": (1, None), "batch": (1, None), "max_side": (64, None), "steps": (1, None),
+    "cfg_scale": (0.0, None)}
+ABOVE_LOW = {"cfg_scale"}  # bounds the value must exceed, not just reach
 
 
 def check_range(key: str, value: Any) -> None:
@@ -57,8 +59,11 @@ def check_range(key: str, value: Any) -> None:
     low, high = RANGES.get(key.rpartition(".")[2], (None, None))
     if low is None or isinstance(value, bool) or not isinstance(value, (int, float)):
         return
-    if value < low or (high is not None and value > high):
-        bound = f"between {low} and {high}" if high is not None else f"at least {low}"
+    name = key.rpartition(".")[2]
+    too_low = value <= low if name in ABOVE_LOW else value < low
+    if too_low or (high is not None and value > high):
+        bound = (f"between {low} and {high}" if high is not None else
+                 f"greater than {low:g}" if name in ABOVE_LOW else f"at least {low}")
         raise UsageError(f"{key} must be {bound}, not {value}")
 
 

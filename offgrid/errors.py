@@ -60,8 +60,18 @@ class NetworkError(OffgridError):
 class ContextOverflowError(OffgridError):
     """A prompt that cannot fit in the context window at all."""
 
-    def __init__(self, prompt_tokens: int, n_ctx: int):
+    def __init__(self, prompt_tokens: int, n_ctx: int, n_ctx_max: int | None = None):
         super().__init__(
             f"the prompt has {prompt_tokens} tokens but the context window holds {n_ctx}",
-            hint="shorten it, or raise --ctx if the model and memory allow")
+            hint=context_hint("shorten it", n_ctx, n_ctx_max))
         self.prompt_tokens, self.n_ctx = prompt_tokens, n_ctx
+
+
+def context_hint(first: str, n_ctx: int, n_ctx_max: int | None) -> str:
+    """A hint for a context window that is too small, naming only what can work: --ctx when
+    the model allows more (*n_ctx_max*: the context it was trained for), else another model."""
+    if n_ctx_max is None:
+        return f"{first}, or raise --ctx if the model and memory allow"
+    if n_ctx_max > n_ctx:
+        return f"{first}, or raise --ctx (this model allows up to {n_ctx_max} tokens)"
+    return f"{first}, or use a model with a longer context (this one holds {n_ctx} tokens)"

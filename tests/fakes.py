@@ -48,8 +48,10 @@ class FakeTextEngine:
     """A TextEngine: a word is a token; the reply names the question."""
 
     def __init__(self, calls: Calls, model_name: str, n_ctx: int = 4096,
-                 reply: Callable[[list[Message]], str] | None = None):
+                 reply: Callable[[list[Message]], str] | None = None,
+                 n_ctx_max: int | None = None):
         self.calls, self.model_name, self.n_ctx = calls, model_name, n_ctx
+        self.n_ctx_max = max(n_ctx, n_ctx_max or n_ctx)
         self.reply = reply
         self.stats: GenerationStats = GenerationStats()
         self._answers = 0
@@ -203,10 +205,9 @@ class FakeAdapter:
         model = checked.model
         self.calls.loads.append((self.task, model, options))
         n_ctx = options.ctx or self.engines.n_ctx
-        if self.task == "text":
-            return FakeTextEngine(self.calls, model.name, n_ctx, self.engines.reply)
-        if self.task == "vision":
-            return FakeVisionEngine(self.calls, model.name, n_ctx, self.engines.reply)
+        if self.task in ("text", "vision"):
+            kind = FakeTextEngine if self.task == "text" else FakeVisionEngine
+            return kind(self.calls, model.name, n_ctx, self.engines.reply, self.engines.n_ctx_max)
         if self.task == "speech":
             return FakeSpeechEngine(self.calls, model.name)
         return FakeImageEngine(self.calls, model)
@@ -218,6 +219,7 @@ class FakeEngines:
     def __init__(self) -> None:
         self.calls = Calls()
         self.n_ctx = 4096
+        self.n_ctx_max: int | None = None  # the model's trained context (default: n_ctx)
         self.extra_mb = 0  # working memory each fake claims (for memory-check tests)
         self.reply: Callable[[list[Message]], str] | None = None
         self._previous: dict[str, Any] = {}

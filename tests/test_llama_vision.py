@@ -101,7 +101,7 @@ def test_a_new_image_is_encoded_and_replaces_the_old(engine) -> None:  # type: i
 
 
 def test_too_many_images_for_the_context(vision_models: VisionModels) -> None:
-    from offgrid.engines.llama import ContextOverflowError
+    from offgrid.errors import ContextOverflowError
     from offgrid.engines.llama_vision import LlamaVisionEngine
 
     engine = LlamaVisionEngine(vision_models.model, vision_models.mmproj, n_ctx=256, n_threads=1)

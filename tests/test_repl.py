@@ -101,7 +101,7 @@ def test_read_message_block() -> None:
 class _FakeThinker:
     """A TextEngine stand-in whose replies start with a thinking block."""
 
-    model_name, n_ctx = "fake", 4096
+    model_name, n_ctx, n_ctx_max = "fake", 4096, 4096
 
     def __init__(self) -> None:
         from offgrid.engines.base import GenerationStats

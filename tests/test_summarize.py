@@ -53,7 +53,7 @@ class FakeEngine:
     model_name = "fake"
 
     def __init__(self, n_ctx: int = 2048, reply: Callable[[list[Message]], str] = scripted_reply):
-        self.n_ctx = n_ctx
+        self.n_ctx = self.n_ctx_max = n_ctx
         self.reply = reply
         self.stats = GenerationStats()
         self.calls: list[tuple[list[Message], GenerationStats]] = []

@@ -70,7 +70,8 @@ class ChatSession:
             dropped = self.conversation.fit(self.engine, self.settings.think)
         except PromptTooLarge as exc:
             self.conversation.turns.pop()
-            raise ContextOverflowError(exc.tokens, exc.n_ctx) from None
+            raise ContextOverflowError(exc.tokens, exc.n_ctx,
+                                       self.engine.n_ctx_max) from None
         if dropped:
             self.out.warn(f"the conversation outgrew the {self.engine.n_ctx}-token context: "
                           f"dropped the {dropped} oldest message(s)")

@@ -85,7 +85,8 @@ class TextEngine(Protocol):
     """A loaded language model: tokenize, count, stream chat completions."""
 
     model_name: str
-    n_ctx: int
+    n_ctx: int  # the context window, in tokens
+    n_ctx_max: int  # the longest context the model was trained for (--ctx cannot exceed it)
     stats: GenerationStats
 
     def count_tokens(self, text: str) -> int: ...

@@ -151,10 +151,24 @@ KV_BYTES = {"f16": 2, "q8_0": 1, "q4_0": 1}  # per value, rounded up (q4_0: 0.56
 LOAD_HEADROOM_MB = 100  # llama.cpp's compute buffers beyond weights and KV cache
 
 
+def trained_context(info: GGUFInfo) -> int | None:
+    """The context length the model was trained for, if its GGUF says."""
+    trained = info.arch_value("context_length")
+    return trained if isinstance(trained, int) and trained > 0 else None
+
+
 def fit_context(info: GGUFInfo, n_ctx: int) -> int:
     """*n_ctx*, no larger than the context the model was trained for (llama.cpp's own cap)."""
-    trained = info.arch_value("context_length")
-    return min(n_ctx, trained) if isinstance(trained, int) and trained > 0 else n_ctx
+    trained = trained_context(info)
+    return min(n_ctx, trained) if trained else n_ctx
+
+
+def context_notes(model: ResolvedModel, info: GGUFInfo, ctx: int | None) -> list[str]:
+    """What to tell the user about --ctx (or config ctx): lowered to what the model knows."""
+    trained = trained_context(info)
+    if ctx and trained and ctx > trained:
+        return [f"--ctx {ctx} is more than {model.name} was trained for; using {trained} tokens"]
+    return []
 
 
 def context_size(model: ResolvedModel, ctx: int | None) -> int:
@@ -193,7 +207,8 @@ class TextAdapter:
         speed = speed_settings(options.flash_attn, options.kv_cache, options.batch)
         info = check_text_model(model.path)
         kv_mb = kv_cache_mb(info, context_size(model, options.ctx), speed["kv_cache"])
-        return Checked(model, kv_mb + LOAD_HEADROOM_MB, model.name, {"info": info})
+        return Checked(model, kv_mb + LOAD_HEADROOM_MB, model.name, {"info": info},
+                       context_notes(model, info, options.ctx))
 
     def load(self, checked: Checked, options: EngineOptions) -> LlamaEngine:
         model = checked.model
@@ -230,6 +245,7 @@ class LlamaEngine:
             reason = native.last_native_error(str(exc))
             raise ModelFileError(f"llama.cpp could not load {model_path.name}: {reason}") from None
         self.n_ctx = self.llm.n_ctx()
+        self.n_ctx_max = max(trained_context(self.info) or self.n_ctx, self.n_ctx)
         self.stats = GenerationStats()
         self.chat_format_source = "template"
         self._formatter = self._make_formatter(chat_format)
@@ -322,7 +338,7 @@ class LlamaEngine:
     def _generate(self, tokens: list[int], text: str, stop: list[str],
                   settings: GenerationSettings) -> Iterator[str]:
         if len(tokens) >= self.n_ctx:
-            raise ContextOverflowError(len(tokens), self.n_ctx)
+            raise ContextOverflowError(len(tokens), self.n_ctx, self.n_ctx_max)
         room = self.n_ctx - len(tokens)
         max_tokens = min(settings.max_tokens or room, room)
         stats = self.stats = GenerationStats(prompt_tokens=len(tokens))

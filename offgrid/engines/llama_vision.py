@@ -24,7 +24,8 @@ from typing import Any
 
 from offgrid.engines import native
 from offgrid.engines.base import GenerationSettings, Message, VisionStats, template_arguments
-from offgrid.engines.llama import LlamaEngine, engine_arguments, kv_cache_mb, native_log_callback, context_size
+from offgrid.engines.llama import (LlamaEngine, context_notes, context_size, engine_arguments,
+                                   kv_cache_mb, native_log_callback)
 from offgrid.engines.loader import Checked, EngineOptions
 from offgrid.models.store import ResolvedModel
 from offgrid.errors import ContextOverflowError, EngineError, InputError, ModelFileError
@@ -55,7 +56,8 @@ class VisionAdapter:
         model = store.pair_mmproj(model, options.mmproj if model.entry else options.mmproj_for_paths)
         info, _ = check_vision_files(model.path, model.files["mmproj"])
         extra = kv_cache_mb(info, context_size(model, options.ctx)) + VISION_HEADROOM_MB
-        return Checked(model, extra, f"{model.name} and its vision projector", {"info": info})
+        return Checked(model, extra, f"{model.name} and its vision projector", {"info": info},
+                       context_notes(model, info, options.ctx))
 
     def load(self, checked: Checked, options: EngineOptions) -> LlamaVisionEngine:
         model = checked.model
@@ -131,7 +133,7 @@ class LlamaVisionEngine(LlamaEngine):
         prompt = self._evaluate(text, has_bos, images, stats)
         evaluated_in = time.perf_counter() - began
         if len(prompt) >= self.n_ctx:
-            raise ContextOverflowError(len(prompt), self.n_ctx)
+            raise ContextOverflowError(len(prompt), self.n_ctx, self.n_ctx_max)
         room = self.n_ctx - len(prompt)
         max_tokens = min(settings.max_tokens or room, room)
         counted = VisionStats()
@@ -159,7 +161,7 @@ class LlamaVisionEngine(LlamaEngine):
             flat = _flatten(units)
             stats.prompt_tokens = sum(u.n_tokens if isinstance(u, ImageSlot) else 1 for u in flat)
             if stats.prompt_tokens >= self.n_ctx:
-                raise ContextOverflowError(stats.prompt_tokens, self.n_ctx)
+                raise ContextOverflowError(stats.prompt_tokens, self.n_ctx, self.n_ctx_max)
             reuse = _common_prefix(self._context, flat)
             self._truncate_to(reuse)
             self._evaluate_from(chunks, units, reuse, stats)

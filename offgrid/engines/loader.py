@@ -79,6 +79,9 @@ class LoadHooks:
         """Around loading an engine (*what*: the model's name)."""
         yield
 
+    def notice(self, message: str) -> None:
+        """Something the user should know, such as an option lowered to what the model allows."""
+
 
 @dataclass
 class Checked:
@@ -88,6 +91,7 @@ class Checked:
     extra_mb: int  # working memory beyond the files' size
     label: str  # "qwen3-1.7b", "gemma-3-4b and its vision projector"
     details: dict[str, Any] = field(default_factory=dict)  # what the adapter found (GGUF info, …)
+    notes: list[str] = field(default_factory=list)  # for the user: an option that was adjusted
 
 
 class Adapter(Protocol):
@@ -160,10 +164,13 @@ def open_engine(task: str, spec: str | None, options: EngineOptions,
 def load(task: str, model: ResolvedModel, options: EngineOptions,
          hooks: LoadHooks | None = None) -> Any:
     """Check and load an engine for files already on disk."""
+    hooks = hooks or LoadHooks()
     adapter = adapter_for(task)
     checked = adapter.check(model, options)
+    for note in checked.notes:
+        hooks.notice(note)
     store.check_memory(checked.model.size, checked.extra_mb, force=options.force)
-    with (hooks or LoadHooks()).loading(checked.label):
+    with hooks.loading(checked.label):
         try:
             return adapter.load(checked, options)
         except MemoryError:

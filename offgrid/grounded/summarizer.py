@@ -29,7 +29,7 @@ from offgrid.grounded import prompts
 from offgrid.inputs.chunking import Chunk
 from offgrid.inputs.documents import Document
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message, TextEngine
-from offgrid.errors import UsageError
+from offgrid.errors import UsageError, context_hint
 from offgrid.grounded.prompts import NOT_MENTIONED, Role
 from offgrid.chat.thinking import split_thinking
 from offgrid.history import History
@@ -262,7 +262,8 @@ class Job:
         if budget < MIN_CHUNK_TOKENS:
             raise UsageError(
                 f"the context window ({self.engine.n_ctx} tokens) is too small for this task",
-                hint="raise --ctx, or lower --max-tokens",
+                hint=context_hint("lower --max-tokens", self.engine.n_ctx,
+                                  self.engine.n_ctx_max),
             )
         self.chunks = chunking.split(self.document.pages, self.engine.count_tokens, budget)
         self.result.chunks = len(self.chunks)

@@ -109,7 +109,7 @@ def resolve(spec: str | None, task: str) -> ResolvedModel:
         return _local(spec)
     files, entry = remote_files(spec)
     if entry is not None and entry.task != task:
-        raise UsageError(f"{entry.alias} is a {entry.task} model, not a {task} model",
+        raise UsageError(f"{entry.alias} is {_a(entry.task)} model, not {_a(task)} model",
                          hint=f"see `offgrid models list --task {task}`")
     found = cached_files(files)
     missing = [f for f in files if found[f.role] is None]
@@ -120,6 +120,11 @@ def resolve(spec: str | None, task: str) -> ResolvedModel:
             hint=f"offgrid models pull {spec}")
     return ResolvedModel(spec, {r: p for r, p in found.items() if p}, entry,
                          dict(entry.options) if entry else {})
+
+
+def _a(word: str) -> str:
+    """'a text', 'an image'."""
+    return ("an " if word[:1] in "aeiou" else "a ") + word
 
 
 def pull(spec: str, progress: DownloadProgress | None = None) -> ResolvedModel:

@@ -42,3 +42,6 @@ class TerminalHooks(LoadHooks):
     def loading(self, what: str) -> Iterator[None]:
         with self.out.status(f"loading {what}"):
             yield
+
+    def notice(self, message: str) -> None:
+        self.out.warn(message)

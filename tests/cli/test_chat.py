@@ -219,3 +219,14 @@ def test_help_uses_plain_placeholders(offgrid) -> None:
         assert "<int" not in text and "<str>" not in text and "<list[" not in text, command
     chat_help = offgrid("chat", "--help").stdout
     assert "--ctx N" in chat_help and "--model TEXT" in chat_help and "PROMPT" in chat_help
+
+
+def test_ctx_above_what_the_model_knows_is_said_once(offgrid, tiny_llama_small_ctx: Path) -> None:
+    result = offgrid("chat", "-m", str(tiny_llama_small_ctx), "hi", "-n", "3", "--ctx", "1024",
+                     "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ("offgrid: warning: --ctx 1024 is more than "
+                             f"{tiny_llama_small_ctx} was trained for; using 256 tokens\n")
+    overflow = offgrid("chat", "-m", str(tiny_llama_small_ctx), "-", input="word " * 600)
+    assert overflow.stderr.endswith("hint: shorten it, or use a model with a longer context "
+                                    "(this one holds 256 tokens)\n")

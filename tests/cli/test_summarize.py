@@ -231,3 +231,16 @@ def test_config_speed_keys_are_honoured(offgrid, tiny_llama: Path, contract: Pat
     result = run(offgrid, tiny_llama, str(contract))
     assert result.returncode == 2
     assert "unknown KV-cache type 'q5_9'" in result.stderr
+
+
+def test_too_small_a_context_names_what_can_work(offgrid, tiny_llama_small_ctx: Path,
+                                                 tmp_path: Path) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("Minutes: the budget was approved.")
+    result = offgrid("summarize", "-m", str(tiny_llama_small_ctx), str(notes), "-n", "200",
+                     "--no-save")
+    assert result.returncode == 2
+    assert result.stderr.startswith("offgrid: error: the context window (256 tokens) is too "
+                                    "small for this task\n")
+    assert result.stderr.endswith("hint: lower --max-tokens, or use a model with a longer "
+                                  "context (this one holds 256 tokens)\n")
