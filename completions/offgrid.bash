@@ -4,7 +4,7 @@
 _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
     case "$1" in
     subs) case "$2" in
-        "") echo "chat summarize see imagine transcribe doctor models config history completion" ;;
+        "") echo "chat summarize see imagine transcribe serve doctor models config history completion" ;;
         "models") echo "list pull rm path info search files" ;;
         "config") echo "show set unset path keys" ;;
         "history") echo "show export rm" ;;
@@ -12,11 +12,12 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         esac ;;
     opts) case "$2" in
         "") echo "--debug --version --help -h" ;;
-        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --flash-attn --no-flash-attn --kv-cache --batch --json --stats --plain --yes -y --force --help -h" ;;
-        "summarize") echo "--ask -a --extract -x --points --length --lang --role --list-roles --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed --json --stats --plain --no-save --clipboard --copy --notify --no-notify --yes -y --force --help -h" ;;
-        "see") echo "--prompt -p --model -m --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --copy --json --stats --plain --yes -y --force --help -h" ;;
+        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --continue -c --session --no-save --think --no-think --clipboard --copy --notify --no-notify --flash-attn --no-flash-attn --kv-cache --batch --server --api-key --json --stats --plain --yes -y --force --help -h" ;;
+        "summarize") echo "--ask -a --extract -x --points --length --lang --role --list-roles --pages -p --password --output -o --model -m --server --api-key --ctx --threads -t --max-tokens -n --temperature --seed --json --stats --plain --no-save --clipboard --copy --notify --no-notify --yes -y --force --help -h" ;;
+        "see") echo "--prompt -p --model -m --server --api-key --mmproj --extract -e --chat --camera --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed --no-save --copy --json --stats --plain --yes -y --force --help -h" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t --open --json --no-save --notify --no-notify --yes -y --force --help -h" ;;
         "transcribe") echo "--mic --model -m --language -l --translate --prompt --word-timestamps --format -f --output -o --threads -t --no-save --copy --notify --no-notify --stats --plain --yes -y --force --help -h" ;;
+        "serve") echo "--model -m --host --port -p --api-key --save --ctx --threads -t --seed --flash-attn --no-flash-attn --kv-cache --batch --yes -y --force --help -h" ;;
         "doctor") echo "--json --help -h" ;;
         "models") echo "--help -h" ;;
         "models list") echo "--task --json --help -h" ;;
@@ -41,11 +42,12 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "completion show") echo "--help -h" ;;
         esac ;;
     valued) case "$2" in
-        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --session --kv-cache --batch" ;;
-        "summarize") echo "--ask -a --extract -x --points --length --lang --role --pages -p --password --output -o --model -m --ctx --threads -t --max-tokens -n --temperature --seed" ;;
-        "see") echo "--prompt -p --model -m --mmproj --extract -e --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed" ;;
+        "chat") echo "--model -m --system -s --system-file --temperature --top-p --top-k --min-p --repeat-penalty --max-tokens -n --ctx --threads -t --seed --stop --session --kv-cache --batch --server --api-key" ;;
+        "summarize") echo "--ask -a --extract -x --points --length --lang --role --pages -p --password --output -o --model -m --server --api-key --ctx --threads -t --max-tokens -n --temperature --seed" ;;
+        "see") echo "--prompt -p --model -m --server --api-key --mmproj --extract -e --camera-id --page --password --max-side --system -s --temperature --max-tokens -n --ctx --threads -t --seed" ;;
         "imagine") echo "--output -o --negative --steps --cfg-scale --sampler --seed --width --height --size --count --init --strength --from-png --model -m --diffusion-model --clip-l --clip-g --t5xxl --llm --vae --taesd --threads -t" ;;
         "transcribe") echo "--model -m --language -l --prompt --format -f --output -o --threads -t" ;;
+        "serve") echo "--model -m --host --port -p --api-key --ctx --threads -t --seed --kv-cache --batch" ;;
         "models list") echo "--task" ;;
         "models path") echo "--task" ;;
         "models search") echo "--limit" ;;
@@ -59,6 +61,7 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "see") echo "value" ;;
         "imagine") echo "value" ;;
         "transcribe") echo "value" ;;
+        "serve") echo "none" ;;
         "doctor") echo "none" ;;
         "models") echo "none" ;;
         "models list") echo "none" ;;
@@ -103,6 +106,8 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "chat --session") echo "dynamic" ;;
         "chat --kv-cache") echo "value" ;;
         "chat --batch") echo "value" ;;
+        "chat --server") echo "value" ;;
+        "chat --api-key") echo "value" ;;
         "summarize --ask") echo "value" ;;
         "summarize -a") echo "value" ;;
         "summarize --extract") echo "value" ;;
@@ -118,6 +123,8 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "summarize -o") echo "file" ;;
         "summarize --model") echo "dynamic" ;;
         "summarize -m") echo "dynamic" ;;
+        "summarize --server") echo "value" ;;
+        "summarize --api-key") echo "value" ;;
         "summarize --ctx") echo "value" ;;
         "summarize --threads") echo "value" ;;
         "summarize -t") echo "value" ;;
@@ -129,6 +136,8 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "see -p") echo "value" ;;
         "see --model") echo "dynamic" ;;
         "see -m") echo "dynamic" ;;
+        "see --server") echo "value" ;;
+        "see --api-key") echo "value" ;;
         "see --mmproj") echo "value" ;;
         "see --extract") echo "value" ;;
         "see -e") echo "value" ;;
@@ -181,6 +190,18 @@ _offgrid_table() {  # $1: table, $2: key (a command path, or "path option")
         "transcribe -o") echo "file" ;;
         "transcribe --threads") echo "value" ;;
         "transcribe -t") echo "value" ;;
+        "serve --model") echo "dynamic" ;;
+        "serve -m") echo "dynamic" ;;
+        "serve --host") echo "value" ;;
+        "serve --port") echo "value" ;;
+        "serve -p") echo "value" ;;
+        "serve --api-key") echo "value" ;;
+        "serve --ctx") echo "value" ;;
+        "serve --threads") echo "value" ;;
+        "serve -t") echo "value" ;;
+        "serve --seed") echo "value" ;;
+        "serve --kv-cache") echo "value" ;;
+        "serve --batch") echo "value" ;;
         "models list --task") echo "value" ;;
         "models path --task") echo "value" ;;
         "models search --limit") echo "value" ;;

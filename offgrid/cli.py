@@ -20,8 +20,8 @@ from offgrid.engines import native
 from offgrid.errors import ExitCode, OffgridError
 
 # Command modules, in --help order. Each exposes `register(app)`; none imports an engine.
-COMMANDS = ["chat", "summarize", "see", "imagine", "transcribe", "models", "config", "history", "doctor",
-            "completion"]
+COMMANDS = ["chat", "summarize", "see", "imagine", "transcribe", "serve", "models", "config",
+            "history", "doctor", "completion"]
 
 app = typer.Typer(
     name="offgrid",

@@ -43,6 +43,8 @@ SCHEMA: dict[str, type] = {
     "history.enabled": bool,
     "general.notify": bool,
     "general.yes": bool,
+    "general.server": str,
+    "general.server_timeout": float,
 }
 
 # The bounds the matching command-line options enforce (key suffix: (low, high or None)).
@@ -50,8 +52,8 @@ RANGES: dict[str, tuple[float, float | None]] = {
     "temperature": (0.0, 5.0), "top_p": (0.0, 1.0), "min_p": (0.0, 1.0), "top_k": (0, None),
     "repeat_penalty": (0.0, None), "max_tokens": (1, None), "ctx": (256, None),
     "threads": (1, None), "batch": (1, None), "max_side": (64, None), "steps": (1, None),
-    "cfg_scale": (0.0, None)}
-ABOVE_LOW = {"cfg_scale"}  # bounds the value must exceed, not just reach
+    "cfg_scale": (0.0, None), "server_timeout": (0.0, None)}
+ABOVE_LOW = {"cfg_scale", "server_timeout"}  # bounds the value must exceed, not just reach
 
 
 def check_range(key: str, value: Any) -> None:

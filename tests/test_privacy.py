@@ -2,7 +2,8 @@
 Hub endpoint is a local server that records requests (network "on"), makes no request.
 
 Only `models pull` (and `models search` / `models files`, which exist to ask the Hub) may go
-online, and only because the user asked for it.
+online, and only because the user asked for it; `--server URL` (or config general.server)
+sends text to the server the user named, and nowhere else (tests/cli/test_serve.py).
 """
 
 from __future__ import annotations

@@ -60,6 +60,8 @@ def chat(
     flash_attn: options.FlashAttnOpt = None,
     kv_cache: options.KvCacheOpt = None,
     batch: options.BatchOpt = None,
+    server: options.ServerOpt = None,
+    api_key: options.ApiKeyOpt = None,
     json_: options.JsonOpt = False,
     stats: options.StatsOpt = False,
     plain: options.PlainOpt = False,
@@ -86,7 +88,9 @@ def chat(
                  threads=threads, system=_system(system, system_file), think=think,
                  flash_attn=flash_attn, kv_cache=kv_cache, batch=batch)
     chosen = config.settings("chat", flags, config=conf)
-    engine_options = EngineOptions.from_choices(chosen, yes=yes, force=force)
+    server = server or (record.meta.get("server") if record else None)
+    engine_options = EngineOptions.from_choices(chosen, yes=yes, force=force, server=server,
+                                                api_key=api_key)
     hooks = TerminalHooks(out)
     engine = loader.open_text(spec, engine_options, hooks)
     conversation = Conversation(system=chosen.get("system"))
@@ -97,7 +101,7 @@ def chat(
     chat_session = ChatSession(
         engine, conversation, GenerationSettings.from_choices(chosen, stop), out, history=saved,
         conversation_id=record.id if record else None, name=session,
-        show_thinking=question is None,
+        show_thinking=question is None, meta={"server": server} if server else None,
         loader=lambda alias: loader.open_text(alias, engine_options, hooks))
     try:
         if question is None:

@@ -32,6 +32,8 @@ def see(
     prompt: Annotated[Optional[str], typer.Option(
         "--prompt", "-p", help="The question (then every argument is an image).")] = None,
     model: options.ModelOpt = None,
+    server: options.ServerOpt = None,
+    api_key: options.ApiKeyOpt = None,
     mmproj: Annotated[Optional[str], typer.Option(
         "--mmproj", help="The vision projector for --model PATH (default: the mmproj*.gguf "
                          "next to it).")] = None,
@@ -78,7 +80,8 @@ def see(
     pictures = _load_images(out, specs, camera, camera_id, page, password, chosen["max_side"])
     engine = loader.open_vision(model or chosen.get("model"),
                                 EngineOptions.from_choices(chosen, yes=yes, force=force,
-                                                           mmproj=mmproj), TerminalHooks(out))
+                                                           mmproj=mmproj, server=server,
+                                                           api_key=api_key), TerminalHooks(out))
     engine.attach(pictures)
     system, task = _prompt(fields, question, system)
     saved = history.open_for(no_save, conf)

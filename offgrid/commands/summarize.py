@@ -57,6 +57,8 @@ def summarize_command(
         "--output", "-o", help="Write the result to this file instead of stdout.",
         show_default=False)] = None,
     model: options.ModelOpt = None,
+    server: options.ServerOpt = None,
+    api_key: options.ApiKeyOpt = None,
     ctx: options.CtxOpt = None,
     threads: options.ThreadsOpt = None,
     max_tokens: options.MaxTokensOpt = None,
@@ -91,7 +93,8 @@ def summarize_command(
     with output_stream(output) as stream:
         out = Output(plain=plain or json_ or output is not None, stdout=stream)
         engine = loader.open_text(chosen.get("model"),
-                                  EngineOptions.from_choices(chosen, yes=yes, force=force),
+                                  EngineOptions.from_choices(chosen, yes=yes, force=force,
+                                                             server=server, api_key=api_key),
                                   TerminalHooks(out))
         try:
             with phone.long_job(out, notify=notify, title="offgrid summarize") as job:

@@ -50,6 +50,7 @@ class Report:
     tools: dict[str, bool]
     tasks_in_use: list[str]
     problems: list[Problem] = field(default_factory=list)
+    server: str | None = None  # config general.server: where chat/summarize/see send text
 
     @property
     def ok(self) -> bool:
@@ -251,7 +252,7 @@ def diagnose(*, sys_cpu: Path = device.SYS_CPU,
     report = Report(platform=platform_info(), cpu=cpu_info(sys_cpu), memory=memory,
                     storage=storage_info(), engines=engine_info(), models=models,
                     recommended=recommended_models(memory["total_mb"]), tools=tool_info(),
-                    tasks_in_use=tasks_in_use(conf, models))
+                    tasks_in_use=tasks_in_use(conf, models), server=conf.get("general.server"))
     report.problems = problems + find_problems(report, conf) + _history_problem()
     return report
 
@@ -308,6 +309,10 @@ def render(report: Report) -> list[str]:
     lines += [f"  {task:<7} {alias}" for task, alias in report.recommended.items()]
     tools = ", ".join(f"{name} {'yes' if ok else 'no'}" for name, ok in report.tools.items())
     lines.append(f"tools     {tools}")
+    if report.server:  # the one setting that sends text off the device
+        lines += ["network   chat, summarize, see send text to", f"          {report.server}"]
+    else:
+        lines.append("network   none, unless you pull or name a --server")
     if not report.problems:
         lines += ["", "ok: everything offgrid needs here is in place"]
     for problem in report.problems:

@@ -20,7 +20,7 @@ import importlib
 import os
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -49,16 +49,22 @@ class EngineOptions:
     mmproj_for_paths: str | None = None  # vision: --mmproj or config, for a model file path
     yes: bool = False  # download a missing model without asking
     force: bool = False  # load even if it looks too big for the memory available
+    server: str | None = None  # an OpenAI-compatible server runs the model (engines/remote)
+    api_key: str | None = None  # for the server
+    timeout: float | None = None  # seconds the server may stay silent
 
     @classmethod
     def from_choices(cls, chosen: dict[str, Any], *, yes: bool = False, force: bool = False,
-                     mmproj: str | None = None) -> EngineOptions:
+                     mmproj: str | None = None, server: str | None = None,
+                     api_key: str | None = None) -> EngineOptions:
         """The options from config.settings()' merged flags and config values; *mmproj* is
-        the --mmproj flag alone (config's see.mmproj applies to model paths only)."""
+        the --mmproj flag alone (config's see.mmproj applies to model paths only); *server*
+        and *api_key* the --server and --api-key flags (else config general.server and
+        OFFGRID_API_KEY)."""
         known = {name: chosen.get(name) for name in
                  ("ctx", "threads", "seed", "flash_attn", "kv_cache", "batch")}
         return cls(**known, mmproj=mmproj, mmproj_for_paths=chosen.get("mmproj"), yes=yes,
-                   force=force)
+                   force=force, server=server, api_key=api_key)
 
 
 class LoadHooks:
@@ -157,8 +163,28 @@ def pull(spec: str, hooks: LoadHooks | None = None) -> ResolvedModel:
 
 def open_engine(task: str, spec: str | None, options: EngineOptions,
                 hooks: LoadHooks | None = None) -> Any:
-    """Resolve, pull if allowed, check, and load the engine for *task*."""
+    """Resolve, pull if allowed, check, and load the engine for *task*; with a server
+    (--server, or config general.server unless *spec* is a local file) the server's model."""
+    server = remote_options(spec, options)
+    if server is not None:
+        from offgrid.engines import remote
+
+        with (hooks or LoadHooks()).loading(f"{spec or 'the model'} on {server.server}"):
+            return remote.open_remote(task, spec, server)
     return load(task, resolve(spec, task, options, hooks), options, hooks)
+
+
+def remote_options(spec: str | None, options: EngineOptions) -> EngineOptions | None:
+    """*options* completed for a server (URL, key, timeout), or None to run on this device."""
+    conf = config.load()
+    server = options.server
+    if server is None and not (spec and store.is_local_path(spec)):
+        server = conf.get("general.server")
+    if not server:
+        return None
+    key = options.api_key or os.environ.get("OFFGRID_API_KEY") or None
+    timeout = options.timeout or conf.get("general.server_timeout")
+    return replace(options, server=server, api_key=key, timeout=timeout)
 
 
 def load(task: str, model: ResolvedModel, options: EngineOptions,

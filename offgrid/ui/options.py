@@ -41,6 +41,13 @@ BatchOpt = Annotated[Optional[int], typer.Option(
     "--batch", min=1, help="Prompt tokens evaluated per step (default: 128).",
     show_default=False)]
 
+ServerOpt = Annotated[Optional[str], typer.Option(
+    "--server", help="Run the model on an OpenAI-compatible server (llama-server, Ollama, "
+    "offgrid serve), e.g. http://192.168.1.20:8080/v1 (default: config general.server).",
+    show_default=False)]
+ApiKeyOpt = Annotated[Optional[str], typer.Option(
+    "--api-key", help="The server's API key (default: $OFFGRID_API_KEY).", show_default=False)]
+
 # phone integration (ui.phone)
 CopyOpt = Annotated[bool, typer.Option("--copy", help="Also put the answer on the clipboard.")]
 NotifyOpt = Annotated[Optional[bool], typer.Option(
