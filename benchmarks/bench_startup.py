@@ -1,5 +1,6 @@
 """Start-up: `offgrid --help` and `offgrid chat --help` wall time (median of N runs) against
-the bare interpreter, and what they import (python -X importtime).
+`python -c "import typer"` measured in the same run (the floor for a Typer CLI), and what they
+import (python -X importtime).
 
 A native engine (llama_cpp, stable_diffusion_cpp, pywhispercpp) or numpy imported for --help
 is a bug: it is flagged in the notes.
@@ -36,14 +37,16 @@ def imports(args: list[str]) -> dict:
 
 def run(opts: Options) -> list[Row]:
     runs = 5 if opts.quick else 15
-    bare = walls(common.python("-c", "pass"), runs)
     rows = []
     for args in (["--help"], ["chat", "--help"]):
-        took = walls(common.offgrid_cmd(*args), runs)
+        took, bare = [], []
+        for _ in range(runs):  # in turn, so a drift of the machine's speed hits both
+            took += walls(common.offgrid_cmd(*args), 1)
+            bare += walls(common.python("-c", "import typer"), 1)
         found = imports(args)
         flag = f"; HEAVY: {', '.join(found['heavy'])}" if found["heavy"] else ""
         rows.append(Row(f"offgrid {' '.join(args)}", median(took) * 1000, median(bare) * 1000,
                         "ms", note=f"median of {runs}, best {min(took) * 1000:.0f} ms; "
-                        f"{found['count']} modules{flag}; direct = `python -c pass`",
+                        f"{found['count']} modules{flag}; direct = `python -c \"import typer\"`",
                         extra=found))
     return rows

@@ -14,17 +14,76 @@ from typing import Annotated, Any, Optional
 os.environ.setdefault("TYPER_USE_RICH", "0")
 
 import typer  # noqa: E402  (reads TYPER_USE_RICH at import)
+from typer.core import TyperCommand, TyperGroup  # noqa: E402
 
 from offgrid import __version__
 from offgrid.engines import native
 from offgrid.errors import ExitCode, OffgridError
+from offgrid.ui.completion import COMPLETE_VAR
 
-# Command modules, in --help order. Each exposes `register(app)`; none imports an engine.
-COMMANDS = ["chat", "summarize", "see", "imagine", "transcribe", "serve", "models", "config",
-            "history", "doctor", "completion"]
+# Command modules, in --help order, with the one-line summary `offgrid --help` shows (the
+# first line of each command's docstring; tests/test_core.py keeps them equal). Each module
+# exposes `register(app)` and is imported only when its command runs or shows its help.
+COMMANDS = {
+    "chat": "Ask a local language model: one question, piped text, or an interactive chat.",
+    "summarize": "Summarise documents, answer questions from them, or extract fields — offline.",
+    "see": "Ask a local vision model about images: describe, answer, extract fields, or chat.",
+    "imagine": "Draw a picture from a prompt with a local image model.",
+    "transcribe": "Transcribe speech to text on the device (whisper.cpp).",
+    "serve": "Serve a local text model over the OpenAI-compatible API (/v1/chat/completions).",
+    "doctor": "Check this device: engines, models, memory, storage, tools, and what to fix.",
+    "models": "List, download, inspect and remove models.",
+    "config": "Show and change defaults (model per command, generation settings).",
+    "history": "Your conversations and runs, stored only on this device.",
+    "completion": "Tab completion for bash (Termux's shell), zsh and fish.",
+}
+_BUILT: dict[str, Any] = {}  # command name -> its click command, built once per process
+
+
+def build_command(name: str) -> Any:
+    """The click command for *name*: its module imported, its Typer options turned into
+    click parameters (the slow part of start-up, so done for the command that runs only)."""
+    if name not in _BUILT:
+        sub = typer.Typer()
+        importlib.import_module(f"offgrid.commands.{name}").register(sub)
+        command = typer.main.get_group(sub).commands[name]
+        _plain_metavars(command)
+        _BUILT[name] = command
+    return _BUILT[name]
+
+
+class LazyCommands(TyperGroup):
+    """The root group: commands are built on first use; the listing in `offgrid --help`
+    comes from COMMANDS without building any."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        return list(COMMANDS)
+
+    def get_command(self, ctx: Any, name: str) -> Any:
+        if name not in COMMANDS:
+            return None
+        self.commands[name] = build_command(name)
+        return self.commands[name]
+
+    def format_commands(self, ctx: Any, formatter: Any) -> None:
+        limit = formatter.width - 6 - max(len(name) for name in COMMANDS)
+        stubs = [(name, TyperCommand(name, help=summary))
+                 for name, summary in COMMANDS.items()]
+        with formatter.section("Commands"):
+            formatter.write_dl([(name, stub.get_short_help_str(limit)) for name, stub in stubs])
+
+
+def full_command() -> Any:
+    """The whole click tree, every command built (shell completion scripts, tests)."""
+    root = typer.main.get_command(app)
+    for name in COMMANDS:
+        root.get_command(None, name)
+    return root
+
 
 app = typer.Typer(
     name="offgrid",
+    cls=LazyCommands,
     help="Local AI on the device in your hand: chat, summarize, see, imagine, transcribe. "
          "No cloud, no account, nothing leaves the device.",
     no_args_is_help=True,
@@ -50,10 +109,6 @@ def _root(
     """Global options."""
     if debug:
         native.set_debug(True)
-
-
-for _name in COMMANDS:
-    importlib.import_module(f"offgrid.commands.{_name}").register(app)
 
 
 def _exception_classes() -> tuple[tuple[type, ...], tuple[type, ...], tuple[type, ...]]:
@@ -114,6 +169,11 @@ def main(argv: list[str] | None = None) -> None:
     if "--debug" not in (argv if argv is not None else sys.argv):
         os.environ.setdefault("HF_HUB_VERBOSITY", "error")  # its warnings are not ours to show
     code: int = ExitCode.OK
+    if COMPLETE_VAR in os.environ:  # a shell asks for dynamic values (ui/completion)
+        # Typer registers its shell classes only for apps with add_completion.
+        from typer.completion import completion_init
+
+        completion_init()
     try:
         command = typer.main.get_command(app)
         _plain_metavars(command)

@@ -205,18 +205,25 @@ def test_models_rm_deletes_an_interrupted_pulls_partial_file() -> None:
 def test_no_command_summary_in_help_is_cut_at_an_abbreviation() -> None:
     """Click cuts a command's one-line summary at the first '. ', so 'e.g.' leaves 'Set a
     default, e.g.' in `offgrid config --help`."""
-    from typer.main import get_command
-
-    from offgrid.cli import app
+    from offgrid.cli import full_command
 
     def walk(command, name):
         yield name, command
         for sub_name, sub in getattr(command, "commands", {}).items():
             yield from walk(sub, f"{name} {sub_name}")
 
-    for name, command in walk(get_command(app), "offgrid"):
+    for name, command in walk(full_command(), "offgrid"):
         summary = command.get_short_help_str(limit=200)
         assert not summary.endswith(("e.g.", "i.e.")), f"{name}: {summary!r}"
+
+
+def test_the_help_listing_says_what_each_command_says_of_itself() -> None:
+    """`offgrid --help` lists COMMANDS' summaries without building the commands: each must be
+    the first line of the command's own help."""
+    from offgrid.cli import COMMANDS, build_command
+
+    for name, summary in COMMANDS.items():
+        assert build_command(name).help.strip().splitlines()[0] == summary, name
 
 
 def test_config_set_any_text_reads_back_unchanged() -> None:

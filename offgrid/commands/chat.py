@@ -70,6 +70,7 @@ def chat(
 ) -> None:
     """Ask a local language model: one question, piped text, or an interactive chat."""
     out = Output(plain=plain or json_)
+    phone.check_copy(copy)
     question = _question(prompt, clipboard)
     if continue_ and session:
         raise UsageError("--continue and --session cannot be combined")

@@ -49,9 +49,4 @@ def show(shell: ShellArg = None) -> None:
 
 
 def register(root: typer.Typer) -> None:
-    # Typer registers its shell classes only for apps with add_completion; the dynamic values
-    # (`_OFFGRID_COMPLETE=complete_bash offgrid`) need them.
-    from typer.completion import completion_init
-
-    completion_init()
     root.add_typer(app, name="completion")

@@ -68,6 +68,7 @@ def see(
 ) -> None:
     """Ask a local vision model about images: describe, answer, extract fields, or chat."""
     out = Output(plain=plain or json_)
+    phone.check_copy(copy)
     specs, question = split_arguments(inputs or [], prompt, camera)
     _check_modes(specs, question, extract, chat, json_, page, camera)
     fields = prompts.parse_fields(extract) if extract is not None else None

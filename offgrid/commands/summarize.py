@@ -82,6 +82,7 @@ def summarize_command(
         return
     if output is not None:
         check_output(output, force)
+    phone.check_copy(copy)
     request = summarizer.make_request(roles, ask=ask, extract=extract, points=points,
                                       length=length, lang=lang or conf.get("summarize.lang"),
                                       role=role or conf.get("summarize.role"))

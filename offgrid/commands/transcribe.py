@@ -65,6 +65,7 @@ def transcribe(
     output = None if output is not None and str(output) == "-" else output
     if output is not None:
         files.check_output(output, force)
+    phone.check_copy(copy)
     conf = config.load()
     fmt = transcript.choose_format(format_, output, default=conf.get("transcribe.format"))
     chosen = config.settings("transcribe", dict(model=model, language=language, threads=threads),

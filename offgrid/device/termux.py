@@ -113,6 +113,12 @@ def _clipboard_argv(read: bool) -> list[str]:
                          "install wl-clipboard (Wayland) or xclip (X11)")
 
 
+def clipboard_tool() -> list[str]:
+    """The program that copies to the clipboard here (an OffgridError naming what to install
+    when there is none)."""
+    return _clipboard_argv(read=False)
+
+
 def clipboard_get(timeout: float = TIMEOUT) -> str:
     """The clipboard's text ('' when empty)."""
     return run(_clipboard_argv(read=True), what="reading the clipboard", timeout=timeout).stdout

@@ -118,11 +118,9 @@ def walk(command: Any, path: str = "") -> list[Command]:
 
 
 def command_tree() -> list[Command]:
-    import typer
+    from offgrid.cli import full_command
 
-    from offgrid.cli import app
-
-    return walk(typer.main.get_command(app))
+    return walk(full_command())
 
 
 # --- script generation -------------------------------------------------------------------------

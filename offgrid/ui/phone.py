@@ -25,15 +25,29 @@ def clipboard_text() -> str:
     return text
 
 
+def check_copy(copy: bool) -> None:
+    """--copy: say there is no clipboard before the work, not after it (the result of a long
+    job would be lost with the error)."""
+    if copy:
+        from offgrid.device import termux
+
+        termux.clipboard_tool()
+
+
 def deliver(out: Output, text: str, *, copy: bool = False, write: bool = False) -> None:
     """Hand the finished answer over: print it (*write*; streamed answers are already out)
-    and, with --copy, put it on the clipboard."""
+    and, with --copy, put it on the clipboard. A clipboard that fails now is a warning: the
+    answer is out (or being saved) already."""
     if write:
         out.write(text if text.endswith("\n") else text + "\n")
     if copy:
         from offgrid.device import termux
 
-        termux.clipboard_set(text)
+        try:
+            termux.clipboard_set(text)
+        except OffgridError as exc:
+            out.warn(f"not copied: {exc.message}")
+            return
         out.info("copied to the clipboard")
 
 

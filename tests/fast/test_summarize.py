@@ -274,12 +274,24 @@ def test_a_failed_run_writes_no_file(run, cli, contract: Path, tmp_path: Path) -
                    "the folder", code=2)
 
 
-def test_a_failed_copy_leaves_no_temporary_file(run, tmp_path: Path, bare_path) -> None:
+def test_no_clipboard_for_copy_is_said_before_the_work(run, tmp_path: Path, bare_path,
+                                                        fake_engines) -> None:
     out_dir = tmp_path / "out"
     out_dir.mkdir()
     result = run("-", "--copy", "-o", str(out_dir / "s.txt"), input="some text here")
     one_line_error(result, "the clipboard needs one of: ")
-    assert not [name for name in files_in(out_dir) if name.startswith(".")]
+    assert fake_engines.calls.loads == []  # nothing was done, so nothing is lost
+    assert files_in(out_dir) == []
+
+
+def test_a_clipboard_that_fails_at_the_end_keeps_the_result(run, tmp_path: Path, phone,
+                                                            fake_engines) -> None:
+    phone.add("termux-clipboard-set", stderr="Termux:API is not installed", code=1)
+    out = tmp_path / "s.txt"
+    result = run("-", "--copy", "-o", str(out), input="some text here")
+    assert result.returncode == 0, result.stderr
+    assert out.read_text().startswith("Answer 1:")
+    assert "offgrid: warning: not copied: " in result.stderr
 
 
 def test_stats_on_stderr(run, notes: Path) -> None:
