@@ -7,7 +7,8 @@ engines/base.py exactly, so what a test sees is the command's own behaviour: fla
 errors, history, output modes.
 
 Replies are deterministic: the text engine answers "Answer N: <first words of the last
-message>" (one token per word), so a test can tell what reached the engine.
+message>" (one token per word; offgrid's own <document> markers left out, which the loop guard
+would cut), so a test can tell what reached the engine.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from offgrid.engines import loader
 from offgrid.engines.base import (GeneratedImage, GenerationSettings, GenerationStats,
                                   ImageParams, ImageProgress, ImageStats, Message, Segment,
                                   TranscriptionSettings, TranscriptionStats, VisionStats)
+from offgrid.engines.guard import ECHO_MARKERS, RepetitionGuard
 from offgrid.engines.loader import Checked, EngineOptions
 from offgrid.errors import ContextOverflowError, ModelFileError
 from offgrid.models.store import ResolvedModel
@@ -75,8 +77,9 @@ class FakeTextEngine:
         return self._stream(text, tokens, settings)
 
     def _answer(self, messages: list[Message]) -> str:
-        last = str(messages[-1]["content"])
-        return f"Answer {self._answers}: " + " ".join(words(last)[:6])
+        last = str(messages[-1]["content"])  # its first six words, offgrid's markup left out
+        return f"Answer {self._answers}: " + " ".join(
+            w for w in words(last)[:6] if w not in ECHO_MARKERS)
 
     def _stream(self, text: str, prompt_tokens: int, settings: GenerationSettings) -> Iterator[str]:
         stats = self.stats = self._new_stats(prompt_tokens)
@@ -89,10 +92,19 @@ class FakeTextEngine:
         for stop in settings.stop:
             if stop and stop in shown:
                 shown, finish = shown[:shown.index(stop)], "stop"
-        for count, piece in enumerate(shown.split(" "), start=1):
+        guard = RepetitionGuard()  # as every real engine does
+        for count, word in enumerate(shown.split(" "), start=1):
             stats.completion_tokens = count
             stats.time_to_first_token = stats.time_to_first_token or time.perf_counter() - started
-            yield piece if count == 1 else " " + piece
+            shown = guard.feed(word if count == 1 else " " + word)
+            if shown:
+                yield shown
+            if guard.tripped:
+                finish = "repetition"
+                break
+        else:
+            if rest := guard.flush():
+                yield rest
         stats.generation_seconds = time.perf_counter() - started
         stats.finish_reason = finish
 

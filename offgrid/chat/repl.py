@@ -17,6 +17,7 @@ from offgrid import config
 from offgrid.device import paths
 from offgrid.chat.conversation import Conversation, PromptTooLarge
 from offgrid.engines.base import GenerationSettings, GenerationStats, TextEngine
+from offgrid.engines.guard import REPETITION_WARNING
 from offgrid.errors import ContextOverflowError, InputError, OffgridError, UsageError
 from offgrid.history import History
 from offgrid.ui.output import Output
@@ -110,6 +111,8 @@ class ChatSession:
         stats = self.engine.stats
         if interrupted:
             stats.finish_reason = "cancelled"
+        elif stats.finish_reason == "repetition":
+            self.out.warn(REPETITION_WARNING)
         self.conversation.add_reply(text)
         self._save("assistant", text, {"finish_reason": stats.finish_reason,
                                        "thinking": "".join(thinking).strip() or None})

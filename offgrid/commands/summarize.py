@@ -13,6 +13,7 @@ from offgrid.device import paths
 from offgrid.device.files import check_output, output_stream
 from offgrid.engines import loader, native
 from offgrid.engines.base import GenerationSettings, TextEngine
+from offgrid.engines.guard import REPETITION_WARNING
 from offgrid.engines.loader import EngineOptions
 from offgrid.errors import UsageError
 from offgrid.lazy import lazy_import
@@ -108,6 +109,8 @@ def summarize_command(
             out.json(summarizer.to_json(engine.model_name, request, results, text))
     if output is not None:
         Output().info(f"wrote {output}")
+    if any(r.usage.repetitions for r in results):
+        Output().warn(REPETITION_WARNING)
     if stats:
         Output().info(summary_line(results))
     if history.enabled(no_save, conf):

@@ -54,7 +54,7 @@ class GenerationStats:
     time_to_first_token: float = 0.0
     prompt_seconds: float = 0.0
     generation_seconds: float = 0.0
-    finish_reason: str = "stop"  # stop | length | cancelled
+    finish_reason: str = "stop"  # stop | length | cancelled | repetition (engines/guard.py)
 
     @property
     def tokens_per_second(self) -> float:

@@ -19,6 +19,7 @@ from typing import Any
 
 from offgrid.engines import native
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message, template_arguments
+from offgrid.engines.guard import RepetitionGuard
 from offgrid.engines.loader import Checked, EngineOptions
 from offgrid.models.store import ResolvedModel
 from offgrid.errors import ContextOverflowError, EngineError, ModelFileError, UsageError
@@ -384,7 +385,8 @@ class LlamaEngine:
         llm.set_seed(settings.seed if settings.seed is not None
                      else random.Random(llm._seed).randint(0, 2**32))
         decoder = codecs.getincrementaldecoder("utf-8")(errors="ignore")
-        held, finish = "", "length"
+        guard = RepetitionGuard()
+        held, finish, cut_at_stop = "", "length", False
         for count, token in enumerate(llm.generate(
                 tokens, top_k=settings.top_k, top_p=settings.top_p, min_p=settings.min_p,
                 temp=settings.temperature, repeat_penalty=settings.repeat_penalty), start=1):
@@ -394,10 +396,13 @@ class LlamaEngine:
                 finish = "stop"
                 break
             stats.completion_tokens = count
-            held += decoder.decode(self._piece(token))
+            held += guard.feed(decoder.decode(self._piece(token)))
+            if guard.tripped:  # a loop, or the prompt's markup echoed: stop here
+                finish = "repetition"
+                break
             at = _first_stop(held, stop)
             if at is not None:
-                held, finish = held[:at], "stop"
+                held, finish, cut_at_stop = held[:at], "stop", True
                 break
             keep = _partial_stop(held, stop)
             if len(held) > keep:
@@ -406,7 +411,9 @@ class LlamaEngine:
             if count >= max_tokens:
                 break
         if finish == "length":
-            held += decoder.decode(b"", final=True)
+            held += guard.feed(decoder.decode(b"", final=True))
+        if not (guard.tripped or cut_at_stop):
+            held += guard.flush()  # what it held back in case a marker began there
         if held:
             yield held
         stats.finish_reason = finish

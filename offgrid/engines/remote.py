@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message, VisionStats
+from offgrid.engines.guard import RepetitionGuard
 from offgrid.engines.loader import EngineOptions
 from offgrid.errors import EngineError, NetworkError, UsageError
 
@@ -142,6 +143,7 @@ class RemoteTextEngine:
         stats.finish_reason = "cancelled"
         started = time.perf_counter()
         first = 0.0
+        guard = RepetitionGuard()
         try:
             for event in self.client.events("/chat/completions", body):
                 usage = event.get("usage")
@@ -154,9 +156,17 @@ class RemoteTextEngine:
                         first = first or time.perf_counter()
                         if not usage:
                             stats.completion_tokens += 1  # one event a token, until usage says
-                        yield piece
+                        shown = guard.feed(piece)
+                        if shown:
+                            yield shown
+                        if guard.tripped:  # closing the stream stops the server too
+                            stats.finish_reason = "repetition"
+                            return
                     if choice.get("finish_reason"):
                         stats.finish_reason = choice["finish_reason"]
+            rest = guard.flush()
+            if rest:
+                yield rest
         finally:
             end = time.perf_counter()
             first = first or end

@@ -80,9 +80,11 @@ class Usage:
     completion_tokens: int = 0
     prompt_seconds: float = 0.0
     generation_seconds: float = 0.0
+    repetitions: int = 0  # replies the loop guard stopped (engines/guard.py)
 
     def add(self, stats: GenerationStats) -> None:
         self.calls += 1
+        self.repetitions += stats.finish_reason == "repetition"
         self.prompt_tokens += stats.prompt_tokens
         self.prompt_tokens_evaluated += stats.prompt_tokens_evaluated
         self.completion_tokens += stats.completion_tokens
@@ -102,6 +104,7 @@ class Usage:
             "completion_tokens": self.completion_tokens,
             "prompt_seconds": round(self.prompt_seconds, 3),
             "generation_seconds": round(self.generation_seconds, 3),
+            "repetitions": self.repetitions,
         }
 
 

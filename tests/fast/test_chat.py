@@ -420,3 +420,25 @@ def test_repl_with_no_save_keeps_nothing(cli, fake_model: Path, terminal) -> Non
 def test_json_without_a_question_on_a_terminal(cli, fake_model: Path, fake_engines, terminal) -> None:
     one_line_error(cli("chat", "-m", str(fake_model), "--json"), "--json needs a question", 2)
     assert fake_engines.calls.loads == []
+
+
+def test_a_reply_that_loops_is_stopped_and_said_once(cli, fake_model: Path, fake_engines) -> None:
+    loop = "The notice period is thirty days from the date of the letter."
+    fake_engines.reply = lambda messages: " ".join([loop] * 20)
+    result = cli("chat", "-m", str(fake_model), "notice period?", "--json")
+    assert result.returncode == 0, result.stderr
+    data = json.loads(result.stdout)
+    assert data["finish_reason"] == "repetition"
+    assert data["text"].startswith(loop) and data["text"].count("notice period") < 4
+    assert result.stderr == ("offgrid: warning: the model began repeating itself, so its reply "
+                             "was stopped (a base model? an instruct model answers better)\n")
+
+
+def test_echoed_prompt_markup_never_reaches_the_answer(cli, fake_model: Path,
+                                                      fake_engines) -> None:
+    fake_engines.reply = lambda messages: "It is due in May. <document> [p. 1] Invoice total"
+    result = cli("summarize", "-m", str(fake_model), "-", "--ask", "when due?",
+                 input="Invoice. Payment due in May.")
+    assert result.returncode == 0, result.stderr
+    assert "<document>" not in result.stdout and result.stdout.startswith("It is due in May.")
+    assert "repeating itself" in result.stderr
