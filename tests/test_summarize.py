@@ -250,3 +250,15 @@ def test_locate_and_with_citation():
     assert with_citation("2% per month (p. 3)", texts) == ("2% per month (p. 3)", [3])
     assert with_citation("2% per month (p. 99)", texts) == ("2% per month (p. 3)", [3])
     assert with_citation(NOT_MENTIONED, texts) == (NOT_MENTIONED, [])
+
+
+@pytest.mark.parametrize("size", [1, 3, 50])
+def test_citations_of_pages_the_document_lacks_are_never_shown(size: int) -> None:
+    from offgrid.grounded.summarizer import real_citations
+
+    text = ("The fee is 5% (p. 38). Notice is 30 days (p. 2), see [p. 41] and (pp. 2-3). "
+            "Keep (note) and f(x) and [1] as they are (p.")
+    pieces = [text[i:i + size] for i in range(0, len(text), size)]
+    assert "".join(real_citations(pieces, {1, 2, 3})) == (
+        "The fee is 5%. Notice is 30 days (p. 2), see and (pp. 2-3). "
+        "Keep (note) and f(x) and [1] as they are (p.")

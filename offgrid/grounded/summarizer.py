@@ -31,6 +31,7 @@ from offgrid.inputs.documents import Document
 from offgrid.engines.base import GenerationSettings, GenerationStats, Message, TextEngine
 from offgrid.errors import UsageError, context_hint
 from offgrid.grounded.prompts import NOT_MENTIONED, Role
+from offgrid.grounded.verify import verify
 from offgrid.chat.thinking import split_thinking
 from offgrid.history import History
 
@@ -120,6 +121,7 @@ class Result:
     answers: list[Answer] = field(default_factory=list)
     fields: dict[str, str] | None = None
     field_pages: dict[str, list[int]] = field(default_factory=dict)
+    field_verified: dict[str, bool | None] = field(default_factory=dict)  # grounded.verify
     usage: Usage = field(default_factory=Usage)
     seconds: float = 0.0
 
@@ -144,6 +146,7 @@ class Result:
             "answers": [{"question": a.question, "answer": a.text, "pages": a.pages} for a in self.answers],
             "fields": self.fields,
             "field_pages": self.field_pages if self.fields is not None else None,
+            "verified": self.field_verified if self.fields is not None else None,
             "pages_used": self.pages_used,
             "timings": {"seconds": round(self.seconds, 3), **self.usage.to_dict()},
         }
@@ -429,8 +432,10 @@ class Job:
             values, pages = _cite_fields(prompts.parse_extraction(reply, fields), self.page_texts)
         else:
             values, pages = _merge_fields(fields, self._field_parts)
+        values, verified = verify(values, self.page_texts)
         self.result.fields = values
-        self.result.field_pages = pages
+        self.result.field_verified = verified
+        self.result.field_pages = {name: found for name, found in pages.items() if verified[name]}
         self._finish()
         yield prompts.format_extraction(values)
 
@@ -445,18 +450,11 @@ class Job:
                        stop=list(self.request.settings.stop))
 
     def _stream(self, messages: list[Message], max_tokens: int | None) -> Iterator[str]:
-        """The reply's answer text (thinking dropped, leading blanks trimmed), piece by piece."""
+        """The reply's answer text (thinking dropped, leading blanks trimmed, citations of
+        pages the document does not have removed), piece by piece."""
         pieces = self.engine.chat(messages, self._settings(max_tokens))
-        started = False
         try:
-            for kind, text in split_thinking(pieces):
-                if kind != "text":
-                    continue
-                if not started:
-                    text = text.lstrip()
-                    started = bool(text)
-                if text:
-                    yield text
+            yield from real_citations(_answer_text(pieces), set(self.page_texts))
         finally:
             close = getattr(pieces, "close", None)
             if close is not None:
@@ -513,6 +511,70 @@ def _final_reserve(n_ctx: int, max_tokens: int | None) -> int:
 
 
 _REFUSAL_STARTS = ("not ", "n/a", "none", "unknown", "the document", "the text", "the provided", "there is no")
+
+
+def _answer_text(pieces: Iterable[str]) -> Iterator[str]:
+    """The text of a reply: thinking dropped, leading blanks trimmed."""
+    started = False
+    for kind, text in split_thinking(pieces):
+        if kind != "text":
+            continue
+        if not started:
+            text = text.lstrip()
+            started = bool(text)
+        if text:
+            yield text
+
+
+CITATION_HOLD = 40  # characters after "(" or "[" held back to see whether a citation follows
+
+
+def real_citations(pieces: Iterable[str], pages: set[int]) -> Iterator[str]:
+    """The streamed text without citations of pages outside *pages* (the document's, or
+    those --pages chose): small models cite pages that do not exist."""
+    held = ""
+    for piece in pieces:
+        shown, held = _settle(held + piece, pages, final=False)
+        if shown:
+            yield shown
+    shown, _ = _settle(held, pages, final=True)
+    if shown:
+        yield shown
+
+
+def _settle(text: str, pages: set[int], *, final: bool) -> tuple[str, str]:
+    """(text that can be shown, text to hold): citations decided, a possible one held back
+    with the blanks before it (so a dropped citation takes its space along)."""
+    out, pos = [], 0
+    while True:
+        starts = [i for i in (text.find("(", pos), text.find("[", pos)) if i >= 0]
+        if not starts:
+            out.append(text[pos:])
+            break
+        at = min(starts)
+        out.append(text[pos:at])
+        ends = [i for i in (text.find(")", at), text.find("]", at)) if i >= 0]
+        close = min(ends) if ends else -1
+        if close < 0 or close - at > CITATION_HOLD:
+            if not final and close < 0 and len(text) - at <= CITATION_HOLD:
+                return _hold_blanks("".join(out), text[at:])
+            out.append(text[at])
+            pos = at + 1
+            continue
+        candidate = text[at:close + 1]
+        if _CITATION.fullmatch(candidate) and not cited_pages(candidate) <= pages:
+            out[-1] = out[-1].rstrip(" ")  # the citation goes, with the space before it
+        else:
+            out.append(candidate)
+        pos = close + 1
+    shown = "".join(out)
+    return (shown, "") if final else _hold_blanks(shown, "")
+
+
+def _hold_blanks(shown: str, held: str) -> tuple[str, str]:
+    """Keep trailing spaces back with *held*: a dropped citation after them takes them along."""
+    stripped = shown.rstrip(" ")
+    return stripped, shown[len(stripped):] + held
 
 
 def _stream_answer(pieces: Iterator[str], page_texts: dict[int, str]) -> Iterator[str]:

@@ -367,3 +367,26 @@ def test_clipboard_in_and_copy_out(run, fake_engines, phone, tmp_path: Path) -> 
     assert copied["stdin"] == data["answer"]
     assert result.stderr == "copied to the clipboard\n"
     one_line_error(run("--clipboard", str(tmp_path)), "--clipboard and files cannot be combined", 2)
+
+
+def test_an_invented_page_is_never_cited(run, contract: Path, fake_engines) -> None:
+    fake_engines.reply = lambda messages: "The late penalty is 2% per month (p. 38)."
+    result = run(str(contract), "--ask", "late penalty?")
+    assert result.returncode == 0, result.stderr
+    assert "(p. 38)" not in result.stdout
+    assert result.stdout == "The late penalty is 2% per month. (p. 3)\n"  # located instead
+    fake_engines.reply = lambda messages: "Penalty 2% a month (p. 3). Total 1,200 EUR (p. 2)."
+    summary = run(str(contract), "--pages", "1-2")  # p. 3 is outside what was read
+    assert summary.stdout == "Penalty 2% a month. Total 1,200 EUR (p. 2).\n"
+
+
+def test_an_extracted_value_the_text_lacks_is_not_shown_as_found(run, contract: Path,
+                                                                 fake_engines) -> None:
+    fake_engines.reply = lambda messages: '{"total amount": "1,200 EUR", "VAT number": "GB999"}'
+    result = run(str(contract), "--extract", "total amount, VAT number")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "total amount: 1,200 EUR (p. 2)\nVAT number: Not mentioned\n"
+    data = json.loads(run(str(contract), "--extract", "total amount, VAT number",
+                          "--json").stdout)["documents"][0]
+    assert data["verified"] == {"total amount": True, "VAT number": False}
+    assert data["fields"]["VAT number"] == "Not mentioned" and "VAT number" not in data["field_pages"]
