@@ -11,6 +11,7 @@ from __future__ import annotations
 import codecs
 import importlib
 import random
+import re
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -201,6 +202,42 @@ def engine_arguments(model: ResolvedModel, options: EngineOptions, info: GGUFInf
                 **speed_settings(options.flash_attn, options.kv_cache, options.batch))
 
 
+BASE_MODEL = re.compile(r"(?<![a-z])(base|pretrain(ed)?|pt)(?![a-z])", re.I)
+INSTRUCT_MODEL = re.compile(r"instruct|chat|(?<![a-z])(it|sft|dpo|rlhf)(?![a-z])", re.I)
+NOTICES_FILE = "notices"  # model files already warned about, one a line (device.paths data dir)
+
+
+def base_model_notes(model: ResolvedModel, info: GGUFInfo) -> list[str]:
+    """A warning, once per model file, for a base (not instruction-tuned) model: without a
+    chat template it continues text instead of answering."""
+    if info.metadata.get("tokenizer.chat_template"):
+        return []
+    names = " ".join(str(v) for v in (model.path.name, info.metadata.get("general.name", ""),
+                                      info.metadata.get("general.finetune", "")))
+    if INSTRUCT_MODEL.search(names) or not BASE_MODEL.search(names):
+        return []
+    from offgrid.device import paths
+    from offgrid.models import store
+
+    notices = paths.private_dir(paths.data_dir()) / NOTICES_FILE
+    key = str(model.path)
+    try:
+        seen = notices.read_text(encoding="utf-8").splitlines()
+    except OSError:
+        seen = []
+    if key in seen:
+        return []
+    try:
+        with notices.open("a", encoding="utf-8") as handle:
+            handle.write(key + "\n")
+        notices.chmod(0o600)
+    except OSError:
+        pass
+    return [f"{model.path.name} looks like a base model (no chat template, not instruction-"
+            f"tuned): it continues text rather than answering; for answers pull an instruct "
+            f"model: offgrid models pull {store.default_spec('text')}"]
+
+
 class TextAdapter:
     """The loader's adapter for GGUF language models."""
 
@@ -209,7 +246,7 @@ class TextAdapter:
         info = check_text_model(model.path)
         kv_mb = kv_cache_mb(info, context_size(model, options.ctx), speed["kv_cache"])
         return Checked(model, kv_mb + LOAD_HEADROOM_MB, model.name, {"info": info},
-                       context_notes(model, info, options.ctx))
+                       context_notes(model, info, options.ctx) + base_model_notes(model, info))
 
     def load(self, checked: Checked, options: EngineOptions) -> LlamaEngine:
         model = checked.model

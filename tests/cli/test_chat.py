@@ -230,3 +230,14 @@ def test_ctx_above_what_the_model_knows_is_said_once(offgrid, tiny_llama_small_c
     overflow = offgrid("chat", "-m", str(tiny_llama_small_ctx), "-", input="word " * 600)
     assert overflow.stderr.endswith("hint: shorten it, or use a model with a longer context "
                                     "(this one holds 256 tokens)\n")
+
+
+def test_a_base_model_is_named_once(offgrid, tiny_llama_no_template: Path) -> None:
+    first = offgrid("chat", "-m", str(tiny_llama_no_template), "hi", "-n", "2", "--no-save")
+    assert first.returncode == 0, first.stderr
+    assert first.stderr == ("offgrid: warning: tiny-base.gguf looks like a base model (no chat "
+                            "template, not instruction-tuned): it continues text rather than "
+                            "answering; for answers pull an instruct model: offgrid models "
+                            "pull qwen3-1.7b\n")
+    again = offgrid("chat", "-m", str(tiny_llama_no_template), "hi", "-n", "2", "--no-save")
+    assert again.returncode == 0 and again.stderr == ""
