@@ -262,3 +262,13 @@ def test_citations_of_pages_the_document_lacks_are_never_shown(size: int) -> Non
     assert "".join(real_citations(pieces, {1, 2, 3})) == (
         "The fee is 5%. Notice is 30 days (p. 2), see and (pp. 2-3). "
         "Keep (note) and f(x) and [1] as they are (p.")
+
+
+def test_echoed_role_names_and_page_markers_are_not_the_answer() -> None:
+    from offgrid.grounded.summarizer import _answer_text, real_citations
+
+    assert "".join(_answer_text(["assis", "tant:\n", "The fee is 5%."])) == "The fee is 5%."
+    assert "".join(_answer_text(["user\nWhat", " is due?"])) == "What is due?"
+    assert "".join(_answer_text(["Users pay 5%."])) == "Users pay 5%."
+    assert "".join(_answer_text(["Ok."])) == "Ok."
+    assert "".join(real_citations(["[p. 2]\nTotal 1,200 EUR"], {2})) == "(p. 2)\nTotal 1,200 EUR"

@@ -513,17 +513,26 @@ def _final_reserve(n_ctx: int, max_tokens: int | None) -> int:
 _REFUSAL_STARTS = ("not ", "n/a", "none", "unknown", "the document", "the text", "the provided", "there is no")
 
 
+_ECHOED_ROLE = re.compile(r"(?:user|assistant|system|model)\s*(?::|\n)\s*", re.I)
+ROLE_HOLD = 12  # characters held at the start of a reply to see whether a role name opens it
+
+
 def _answer_text(pieces: Iterable[str]) -> Iterator[str]:
-    """The text of a reply: thinking dropped, leading blanks trimmed."""
-    started = False
+    """The text of a reply: thinking dropped, leading blanks and an echoed role name
+    ("assistant:", "user\n") trimmed."""
+    head: str | None = ""  # None once the start is settled
     for kind, text in split_thinking(pieces):
         if kind != "text":
             continue
-        if not started:
-            text = text.lstrip()
-            started = bool(text)
+        if head is not None:
+            head = (head + text).lstrip()
+            if len(head) < ROLE_HOLD:
+                continue
+            text, head = _ECHOED_ROLE.sub("", head, count=1) if _ECHOED_ROLE.match(head) else head, None
         if text:
             yield text
+    if head:
+        yield _ECHOED_ROLE.sub("", head, count=1) if _ECHOED_ROLE.match(head) else head
 
 
 CITATION_HOLD = 40  # characters after "(" or "[" held back to see whether a citation follows
@@ -564,6 +573,8 @@ def _settle(text: str, pages: set[int], *, final: bool) -> tuple[str, str]:
         candidate = text[at:close + 1]
         if _CITATION.fullmatch(candidate) and not cited_pages(candidate) <= pages:
             out[-1] = out[-1].rstrip(" ")  # the citation goes, with the space before it
+        elif candidate.startswith("[") and _CITATION.fullmatch(candidate):
+            out.append(f"({candidate[1:-1].strip()})")  # a copied page marker: a citation
         else:
             out.append(candidate)
         pos = close + 1

@@ -54,7 +54,7 @@ def grounded(messages) -> str:  # type: ignore[no-untyped-def]
 def test_text_file_summary_to_a_pipe(run, notes: Path, fake_engines) -> None:
     result = run(str(notes))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == "Answer 1: [p. 1] Minutes: budget approved.\n"
+    assert result.stdout == "Answer 1: (p. 1) Minutes: budget approved.\n"
     assert result.stderr == ""
     system, user = fake_engines.calls.prompts[0]
     assert system["role"] == "system" and "careful assistant" in system["content"]
@@ -86,8 +86,8 @@ def test_pdf_file_and_piped_pdf(run, contract: Path, fake_engines) -> None:
 def test_several_documents_get_headings(run, notes: Path, contract: Path) -> None:
     result = run(str(notes), str(contract))
     assert result.returncode == 0, result.stderr
-    assert result.stdout == (f"# {notes}\nAnswer 1: [p. 1] Minutes: budget approved.\n"
-                             f"# {contract}\nAnswer 2: [p. 1] Service agreement between\n")
+    assert result.stdout == (f"# {notes}\nAnswer 1: (p. 1) Minutes: budget approved.\n"
+                             f"# {contract}\nAnswer 2: (p. 1) Service agreement between\n")
 
 
 def test_page_ranges(run, contract: Path, fake_engines) -> None:
@@ -109,7 +109,7 @@ def test_encrypted_pdf(run, tmp_path: Path) -> None:
     assert "--password" in no_password.stderr
     one_line_error(run(str(locked), "--password", "nope"), "wrong password")
     opened = run(str(locked), "--password", "hunter2")
-    assert opened.returncode == 0 and opened.stdout.startswith("Answer 1: [p. 1] Service")
+    assert opened.returncode == 0 and opened.stdout.startswith("Answer 1: (p. 1) Service")
 
 
 @pytest.mark.parametrize(("make", "message"), [
@@ -250,11 +250,11 @@ def test_output_file_and_overwrite_protection(run, contract: Path, tmp_path: Pat
     first = run(str(contract), "-o", str(target))
     assert first.returncode == 0, first.stderr
     assert first.stdout == "" and first.stderr == f"wrote {target}\n"
-    assert target.read_text() == "Answer 1: [p. 1] Service agreement between\n"
+    assert target.read_text() == "Answer 1: (p. 1) Service agreement between\n"
     again = run(str(contract), "-o", str(target))
     one_line_error(again, f"{target} already exists", code=2)
     assert hint(again) == "add --force to replace it, or choose another name"
-    assert target.read_text() == "Answer 1: [p. 1] Service agreement between\n"
+    assert target.read_text() == "Answer 1: (p. 1) Service agreement between\n"
     forced = run(str(contract), "-o", str(target), "--force", "--json")
     assert forced.returncode == 0, forced.stderr
     assert json.loads(target.read_text())["documents"][0]["name"] == str(contract)
@@ -296,7 +296,7 @@ def test_a_clipboard_that_fails_at_the_end_keeps_the_result(run, tmp_path: Path,
 
 def test_stats_on_stderr(run, notes: Path) -> None:
     result = run(str(notes), "--stats")
-    assert result.stdout == "Answer 1: [p. 1] Minutes: budget approved.\n"
+    assert result.stdout == "Answer 1: (p. 1) Minutes: budget approved.\n"
     assert re.fullmatch(r"1 chunk · 1 call · prompt \d+ tok \(0 from cache\) · reply 7 tok · "
                         r"[\d.]+ s\n", result.stderr), result.stderr
 
