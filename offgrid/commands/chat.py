@@ -89,7 +89,8 @@ def chat(
                  threads=threads, system=_system(system, system_file), think=think,
                  flash_attn=flash_attn, kv_cache=kv_cache, batch=batch)
     chosen = config.settings("chat", flags, config=conf)
-    server = server or (record.meta.get("server") if record else None)
+    if server is None and record and not model:  # -c goes back to the conversation's server
+        server = record.meta.get("server")
     engine_options = EngineOptions.from_choices(chosen, yes=yes, force=force, server=server,
                                                 api_key=api_key)
     hooks = TerminalHooks(out)
