@@ -18,6 +18,9 @@ from offgrid.ui.loading import TerminalHooks
 from offgrid.ui.output import Output
 
 
+SHUTDOWN_SECONDS = 2
+
+
 def serve(
     model: options.ModelOpt = None,
     host: Annotated[str, typer.Option(
@@ -64,8 +67,12 @@ def serve(
     try:
         listener = _listen(host, port)
         out.info(f"serving {engine.model_name} on {url} · Ctrl-C stops")
+        # Ctrl-C: replies still streaming get SHUTDOWN_SECONDS, then are cancelled (which
+        # stops their generation at the next token) instead of holding the exit until done.
         uvicorn.Server(uvicorn.Config(create_app(served), log_level="warning",
-                                      access_log=False, lifespan="off")).run(sockets=[listener])
+                                      access_log=False, lifespan="off",
+                                      timeout_graceful_shutdown=SHUTDOWN_SECONDS)
+                       ).run(sockets=[listener])
     finally:
         engine.close()
 
