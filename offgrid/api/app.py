@@ -2,6 +2,7 @@
 
     GET  /v1/models             the loaded model (with its context length)
     POST /v1/chat/completions   streaming (server-sent events) or not
+    POST /v1/completions        raw text completion (no chat template), streaming or not
     POST /tokenize              llama.cpp's tokenizer endpoint (offgrid's --server client uses it)
     GET  /health
 
@@ -77,6 +78,7 @@ def create_app(served: Served) -> Starlette:
     return Starlette(routes=[
         Route("/v1/models", endpoint(_models), methods=["GET"]),
         Route("/v1/chat/completions", endpoint(_chat_completions), methods=["POST"]),
+        Route("/v1/completions", endpoint(_completions), methods=["POST"]),
         Route("/tokenize", endpoint(_tokenize), methods=["POST"]),
         Route("/health", endpoint(_health), methods=["GET"]),
     ])
@@ -192,8 +194,24 @@ async def _chat_completions(request: Request, served: Served) -> Response:
     body = await _json_body(request)
     messages = parse_messages(body.get("messages"))
     settings = parse_settings(body, served.defaults)
-    reply = Generation(served, messages, settings)
-    if body.get("stream"):
+    return await _respond(Generation(served, messages, settings), bool(body.get("stream")))
+
+
+async def _completions(request: Request, served: Served) -> Response:
+    body = await _json_body(request)
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and len(prompt) == 1:
+        prompt = prompt[0]
+    if not isinstance(prompt, str) or not prompt:
+        raise ApiError(400, "'prompt' must be a non-empty string (one prompt a request)")
+    if getattr(served.engine, "complete", None) is None:
+        raise ApiError(404, "this engine answers chat completions only")
+    settings = parse_settings(body, served.defaults)
+    return await _respond(Generation(served, [], settings, prompt=prompt), bool(body.get("stream")))
+
+
+async def _respond(reply: Generation, stream: bool) -> Response:
+    if stream:
         first = await reply.first()  # errors before any byte are still a plain error object
         return StreamingResponse(reply.events(first), media_type="text/event-stream")
     text = await reply.collect()
@@ -201,11 +219,14 @@ async def _chat_completions(request: Request, served: Served) -> Response:
 
 
 class Generation:
-    """One reply: generated in a worker thread, read here piece by piece."""
+    """One reply: generated in a worker thread, read here piece by piece. A chat completion
+    of *messages*, or with *prompt* a raw text completion (/v1/completions)."""
 
-    def __init__(self, served: Served, messages: list[Message], settings: GenerationSettings):
+    def __init__(self, served: Served, messages: list[Message], settings: GenerationSettings,
+                 *, prompt: str | None = None):
         self.served, self.messages, self.settings = served, messages, settings
-        self.id = "chatcmpl-" + secrets.token_hex(12)
+        self.prompt = prompt
+        self.id = ("cmpl-" if prompt is not None else "chatcmpl-") + secrets.token_hex(12)
         self.created = int(time.time())
         self.stats = GenerationStats()
         self.stop = threading.Event()
@@ -221,7 +242,9 @@ class Generation:
         with self.served.lock:
             pieces: Iterator[str] | None = None
             try:
-                pieces = self.served.engine.chat(self.messages, self.settings)
+                engine = self.served.engine
+                pieces = engine.chat(self.messages, self.settings) if self.prompt is None \
+                    else engine.complete(self.prompt, self.settings)  # type: ignore[attr-defined]
                 self._put("started", None)
                 for piece in pieces:
                     self._put("piece", piece)
@@ -269,25 +292,34 @@ class Generation:
     async def events(self, first: tuple[str, Any]) -> AsyncIterator[str]:
         try:
             async for piece in self._pieces(first):
-                yield _sse(self._chunk({"content": piece}))
+                yield _sse(self._chunk(piece))
         except ApiError as exc:
             yield _sse({"error": {"message": exc.message, "type": exc.kind}})
             return
-        yield _sse(self._chunk({}, finish=self._finish()))
-        yield _sse({**self._chunk({}), "choices": [], "usage": self._usage()})
+        yield _sse(self._chunk(None, finish=self._finish()))
+        yield _sse({**self._chunk(None), "choices": [], "usage": self._usage()})
         yield "data: [DONE]\n\n"
 
-    def _chunk(self, delta: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                "model": self.served.engine.model_name,
-                "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    def _chunk(self, piece: str | None, finish: str | None = None) -> dict[str, Any]:
+        if self.prompt is None:
+            choice = {"index": 0, "delta": {"content": piece} if piece else {},
+                      "finish_reason": finish}
+            kind = "chat.completion.chunk"
+        else:
+            choice = {"index": 0, "text": piece or "", "logprobs": None, "finish_reason": finish}
+            kind = "text_completion"
+        return {"id": self.id, "object": kind, "created": self.created,
+                "model": self.served.engine.model_name, "choices": [choice]}
 
     def completion(self, text: str) -> dict[str, Any]:
-        return {"id": self.id, "object": "chat.completion", "created": self.created,
-                "model": self.served.engine.model_name,
-                "choices": [{"index": 0, "message": {"role": "assistant", "content": text},
-                             "finish_reason": self._finish()}],
-                "usage": self._usage()}
+        if self.prompt is None:
+            choice = {"index": 0, "message": {"role": "assistant", "content": text},
+                      "finish_reason": self._finish()}
+        else:
+            choice = {"index": 0, "text": text, "logprobs": None, "finish_reason": self._finish()}
+        return {"id": self.id, "created": self.created, "model": self.served.engine.model_name,
+                "object": "chat.completion" if self.prompt is None else "text_completion",
+                "choices": [choice], "usage": self._usage()}
 
     def _finish(self) -> str:
         return "length" if self.stats.finish_reason == "length" else "stop"
@@ -301,7 +333,8 @@ class Generation:
         history = self.served.history
         if history is None:
             return
-        question = next((m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
+        question = self.prompt if self.prompt is not None else next(
+            (m["content"] for m in reversed(self.messages) if m["role"] == "user"), "")
         history.record_run("serve", self.served.engine.model_name, question, "".join(self.text), meta={
             "messages": len(self.messages), "usage": self._usage()})
 

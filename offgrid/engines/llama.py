@@ -373,6 +373,11 @@ class LlamaEngine:
         tokens = self.prompt_tokens(messages, **template_kwargs)
         return self._generate(tokens, text, stop, settings)
 
+    def complete(self, prompt: str, settings: GenerationSettings) -> Iterator[str]:
+        """Stream a raw completion of *prompt*, no chat template (offgrid serve's
+        /v1/completions)."""
+        return self._generate(self.tokenize(prompt, add_bos=True), prompt, [], settings)
+
     def _generate(self, tokens: list[int], text: str, stop: list[str],
                   settings: GenerationSettings) -> Iterator[str]:
         if len(tokens) >= self.n_ctx:

@@ -94,8 +94,8 @@ def test_a_wrong_key_is_refused(server: Server) -> None:
     assert info.value.status_code == 401
 
 
-def post(server: Server, data: bytes) -> tuple[int, dict]:
-    request = urllib.request.Request(server.url + "/chat/completions", data=data, method="POST",
+def post(server: Server, data: bytes, path: str = "/chat/completions") -> tuple[int, dict]:
+    request = urllib.request.Request(server.url + path, data=data, method="POST",
                                      headers={"Authorization": f"Bearer {KEY}",
                                               "Content-Type": "application/json"})
     try:
@@ -199,3 +199,18 @@ def test_a_port_in_use_is_one_line(server: Server, offgrid, tiny_llama: Path) ->
     assert result.returncode == 1
     assert result.stderr == (f"offgrid: error: cannot listen on 127.0.0.1:{server.port}: "
                              "address already in use\nhint: pick another --port\n")
+
+
+def test_raw_text_completions(server: Server) -> None:
+    cli = client(server)
+    whole = cli.completions.create(model="any", prompt="Once upon a time", max_tokens=6,
+                                   temperature=0)
+    assert whole.object == "text_completion" and whole.choices[0].text
+    assert 0 < whole.usage.completion_tokens <= 6
+    pieces = [c.choices[0].text for c in cli.completions.create(
+        model="any", prompt="Once upon a time", max_tokens=6, temperature=0, stream=True)
+        if c.choices]
+    assert "".join(pieces) == whole.choices[0].text
+    status, body = post(server, json.dumps({"prompt": ["a", "b"]}).encode(), "/completions")
+    assert status == 400 and "one prompt a request" in body["error"]["message"]
+
